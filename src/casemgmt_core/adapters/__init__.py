@@ -1,0 +1,1 @@
+"""Adapters for the ports: storage, notification channels, registries."""

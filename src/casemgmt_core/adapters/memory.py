@@ -1,0 +1,148 @@
+"""In-memory adapters: for tests, simulation and examples. Nothing survives the process."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from attrs import evolve
+
+from ..errors import CaseNotFound, ConcurrencyConflict, DuplicateCase, InvalidData
+from ..events import Event
+from ..lifecycle import LIVE_STATES
+from ..model import Agency, Case, Household, Need
+from ..ports import CaseQuery, Commit, Notification, Page, PendingNotification, Refusal
+
+__all__ = ["InMemoryRegistry", "InMemoryStore", "RecordingNotifier"]
+
+
+class InMemoryStore:
+    """A :class:`~casemgmt_core.ports.CaseStore` in dictionaries, with the same guarantees of
+    atomicity and optimistic concurrency as the durable stores (within one process)."""
+
+    def __init__(self) -> None:
+        self._cases: dict[str, Case] = {}
+        self._events: dict[str, list[Event]] = {}
+        self._live_by_household: dict[str, str] = {}
+        self._refusals: dict[str, list[Refusal]] = {}
+        self._outbox: dict[str, PendingNotification] = {}
+        self._delivered: dict[str, dt.datetime] = {}
+
+    def commit(self, commit: Commit) -> None:
+        case = commit.case
+        current = self._cases.get(case.case_id)
+        actual = current.version if current is not None else 0
+        if actual != commit.expected_version:
+            raise ConcurrencyConflict(
+                case_id=case.case_id,
+                expected_version=commit.expected_version,
+                actual_version=actual if current is not None else None,
+            )
+        expected = list(range(actual + 1, actual + 1 + len(commit.events)))
+        if [e.version for e in commit.events] != expected or case.version != actual + len(commit.events):
+            raise InvalidData("events must continue the case's versions without gaps", field="events")
+        household = case.household_id
+        live = self._live_by_household.get(household)
+        if case.state in LIVE_STATES and live is not None and live != case.case_id:
+            raise DuplicateCase(household_id=household, existing_case_id=live)
+        # Checks are done: from here on nothing can fail, so the commit is all-or-nothing.
+        self._cases[case.case_id] = case
+        self._events.setdefault(case.case_id, []).extend(commit.events)
+        if case.state in LIVE_STATES:
+            self._live_by_household[household] = case.case_id
+        elif live == case.case_id:
+            del self._live_by_household[household]
+        self.enqueue(commit.notifications)
+
+    def load(self, case_id: str) -> Case:
+        try:
+            return self._cases[case_id]
+        except KeyError:
+            raise CaseNotFound(case_id) from None
+
+    def events(self, case_id: str, *, after_version: int = 0) -> Sequence[Event]:
+        if case_id not in self._cases:
+            raise CaseNotFound(case_id)
+        return tuple(e for e in self._events[case_id] if e.version > after_version)
+
+    def active_case_for_household(self, household_id: str) -> str | None:
+        return self._live_by_household.get(household_id)
+
+    def find(self, query: CaseQuery) -> Page:
+        matches = [
+            c
+            for c in self._cases.values()
+            if (query.state is None or c.state is query.state)
+            and (query.caseworker_id is None or c.caseworker_id == query.caseworker_id)
+            and (query.household_id is None or c.household_id == query.household_id)
+        ]
+        matches.sort(key=lambda c: c.case_id)
+        page = matches[query.offset : query.offset + query.limit]
+        more = query.offset + query.limit < len(matches)
+        return Page(tuple(page), query.offset + query.limit if more else None)
+
+    def record_refusal(self, refusal: Refusal) -> None:
+        self._refusals.setdefault(refusal.case_id, []).append(refusal)
+
+    def refusals(self, case_id: str) -> Sequence[Refusal]:
+        return tuple(self._refusals.get(case_id, ()))
+
+    def enqueue(self, notifications: Sequence[Notification]) -> int:
+        new = 0
+        for n in notifications:
+            if n.notification_id not in self._outbox:
+                self._outbox[n.notification_id] = PendingNotification(n)
+                new += 1
+        return new
+
+    def pending_notifications(
+        self, *, now: dt.datetime | None = None, limit: int = 100
+    ) -> Sequence[PendingNotification]:
+        pending = [
+            p
+            for k, p in self._outbox.items()
+            if k not in self._delivered
+            and (now is None or p.next_attempt_at is None or p.next_attempt_at <= now)
+        ]
+        return tuple(pending[:limit])
+
+    def mark_delivered(self, notification_id: str, at: dt.datetime) -> None:
+        if notification_id in self._outbox:
+            self._delivered.setdefault(notification_id, at)
+
+    def mark_failed(self, notification_id: str, *, error: str, retry_at: dt.datetime) -> None:
+        entry = self._outbox.get(notification_id)
+        if entry is not None and notification_id not in self._delivered:
+            self._outbox[notification_id] = evolve(
+                entry, attempts=entry.attempts + 1, last_error=error, next_attempt_at=retry_at
+            )
+
+
+class RecordingNotifier:
+    """A notifier that keeps what it is sent, for tests and examples."""
+
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+
+    def send(self, notification: Notification) -> None:
+        self.sent.append(notification)
+
+
+class InMemoryRegistry:
+    """A :class:`~casemgmt_core.ports.DuplicateRegistry` filled by hand."""
+
+    def __init__(self) -> None:
+        self.managed: dict[str, Agency] = {}
+        self.services: dict[tuple[str, str, str], Agency] = {}
+
+    def add_managed(self, household_id: str, agency: Agency) -> None:
+        self.managed[household_id] = agency
+
+    def add_service(self, household_id: str, need_id: str, service: str, provider: Agency) -> None:
+        self.services[(household_id, need_id, service)] = provider
+
+    def managing_agency(self, household: Household) -> Agency | None:
+        return self.managed.get(household.household_id)
+
+    def service_provider(self, household: Household, need: Need, service: str) -> Agency | None:
+        return self.services.get((household.household_id, need.need_id, service))

@@ -1,0 +1,67 @@
+"""Which events notify whom: a pure function of the events just decided."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from . import commands as c
+from .events import Event
+from .model import ResourceKind
+from .ports import Notification, NotificationKind
+
+__all__ = ["notifications_for"]
+
+
+def _note(event: Event, kind: NotificationKind, recipient: str, **data: str) -> Notification:
+    return Notification(
+        f"{event.event_id}:{kind.value}:{recipient}",
+        kind,
+        event.case_id,
+        event.event_id,
+        recipient,
+        event.occurred_at,
+        {"case_id": event.case_id, "event": event.event, **data},
+    )
+
+
+def notifications_for(events: Iterable[Event]) -> tuple[Notification, ...]:
+    """The notifications ``events`` trigger."""
+    out: list[Notification] = []
+    for event in events:
+        p = event.payload
+        if isinstance(p, c.AssignCaseworker):
+            out.append(_note(event, NotificationKind.ASSIGNMENT, p.caseworker_id))
+        elif isinstance(p, c.InvokeStatutoryOverride):
+            out.append(
+                _note(
+                    event,
+                    NotificationKind.MANDATORY_REPORT,
+                    p.authority,
+                    ground=p.ground.value,
+                    legal_basis=p.legal_basis,
+                    due_at=p.report_due_at.isoformat() if p.report_due_at else "",
+                )
+            )
+        elif isinstance(p, c.HandOver):
+            out.append(_note(event, NotificationKind.HAND_OVER, p.agency.id))
+        elif isinstance(p, c.LinkService) and p.item.resource is ResourceKind.FORMAL:
+            out.append(
+                _note(
+                    event,
+                    NotificationKind.SERVICE_REFERRAL,
+                    p.item.provider.id,
+                    service=p.item.service,
+                    item_id=p.item.item_id,
+                )
+            )
+        elif isinstance(p, c.ScheduleConference):
+            for who in (*p.conference.participants, *p.conference.joint_with):
+                out.append(
+                    _note(
+                        event,
+                        NotificationKind.CONFERENCE_SCHEDULED,
+                        who,
+                        scheduled_for=p.conference.scheduled_for.isoformat(),
+                    )
+                )
+    return tuple(out)

@@ -1,0 +1,184 @@
+"""Ports: the small interfaces through which the engine meets the outside world.
+
+Storage (:class:`CaseStore`), notification channels (:class:`Notifier`) and other agencies'
+records (:class:`DuplicateRegistry`) are protocols; adapters live in :mod:`casemgmt_core.adapters`
+and an embedding system may supply its own. Every store must pass the shared contract suite in
+:mod:`casemgmt_core.testing`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from attrs import field, frozen
+
+from .events import Event
+from .model import Agency, Case, CaseState, Household, Need
+
+__all__ = [
+    "CaseQuery",
+    "CaseStore",
+    "Commit",
+    "DuplicateRegistry",
+    "NoRegistry",
+    "Notification",
+    "NotificationKind",
+    "Notifier",
+    "Page",
+    "PendingNotification",
+    "Refusal",
+]
+
+
+class NotificationKind(StrEnum):
+    ASSIGNMENT = "assignment"
+    MANDATORY_REPORT = "mandatory_report"
+    HAND_OVER = "hand_over"
+    SERVICE_REFERRAL = "service_referral"
+    CONFERENCE_SCHEDULED = "conference_scheduled"
+    REMINDER = "reminder"
+
+
+@frozen
+class Notification:
+    """A message to one recipient about one event. ``notification_id`` is its idempotency key."""
+
+    notification_id: str
+    kind: NotificationKind
+    case_id: str
+    event_id: str
+    recipient: str
+    created_at: dt.datetime
+    data: Mapping[str, str] = field(factory=dict)
+    """Only what the recipient needs; never names, birth dates or free text about the household."""
+
+
+@frozen
+class Refusal:
+    """A refused or unauthorised command, kept for audit. It changes no case."""
+
+    case_id: str
+    event: str
+    actor_id: str
+    role: str
+    at: dt.datetime
+    code: str
+    """The error's code, e.g. ``transition_refused`` or ``authorization_denied``."""
+    message: str
+    guard: str | None = None
+    reason: str | None = None
+    correlation_id: str | None = None
+
+
+@frozen
+class PendingNotification:
+    """An outbox row not yet delivered: the notification and how delivery has gone so far."""
+
+    notification: Notification
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: dt.datetime | None = None
+
+
+@frozen
+class Commit:
+    """One unit of work: the case after its new events, the events, and the notifications to send.
+
+    ``expected_version`` is the version the decision was based on (0 for a new case): a store
+    that holds another version raises :class:`~casemgmt_core.ConcurrencyConflict`.
+    """
+
+    case: Case
+    events: tuple[Event, ...]
+    notifications: tuple[Notification, ...]
+    expected_version: int
+
+
+@frozen
+class CaseQuery:
+    state: CaseState | None = None
+    caseworker_id: str | None = None
+    household_id: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@frozen
+class Page:
+    items: tuple[Case, ...]
+    next_offset: int | None
+    """Pass as ``offset`` for the next page; ``None`` on the last page."""
+
+
+@runtime_checkable
+class CaseStore(Protocol):
+    """Durable storage of cases, their events, refusals and the notification outbox.
+
+    ``commit`` is atomic: the case, its events and its outbox rows are all written, or none.
+    """
+
+    def commit(self, commit: Commit) -> None: ...
+
+    def load(self, case_id: str) -> Case:
+        """The stored case; raises :class:`~casemgmt_core.CaseNotFound`."""
+        ...
+
+    def events(self, case_id: str, *, after_version: int = 0) -> Sequence[Event]: ...
+
+    def active_case_for_household(self, household_id: str) -> str | None: ...
+
+    def find(self, query: CaseQuery) -> Page: ...
+
+    def record_refusal(self, refusal: Refusal) -> None: ...
+
+    def refusals(self, case_id: str) -> Sequence[Refusal]: ...
+
+    def enqueue(self, notifications: Sequence[Notification]) -> int:
+        """Add notifications to the outbox outside a case commit (reminders), skipping any whose
+        id is already there, delivered or not. Returns how many were new."""
+        ...
+
+    def pending_notifications(
+        self, *, now: dt.datetime | None = None, limit: int = 100
+    ) -> Sequence[PendingNotification]:
+        """Undelivered notifications, oldest first; with ``now``, only those due for an attempt."""
+        ...
+
+    def mark_delivered(self, notification_id: str, at: dt.datetime) -> None:
+        """Record delivery; marking twice keeps the first time."""
+        ...
+
+    def mark_failed(self, notification_id: str, *, error: str, retry_at: dt.datetime) -> None:
+        """Count a failed attempt and hold the notification back until ``retry_at``."""
+        ...
+
+
+class Notifier(Protocol):
+    """A notification channel. ``send`` raises on failure; the outbox keeps the message for a retry."""
+
+    def send(self, notification: Notification) -> None: ...
+
+
+class DuplicateRegistry(Protocol):
+    """Other agencies' records, to avoid duplicate case management and duplicate services."""
+
+    def managing_agency(self, household: Household) -> Agency | None:
+        """The agency already running similar case management for the household, if any."""
+        ...
+
+    def service_provider(self, household: Household, need: Need, service: str) -> Agency | None:
+        """The provider already delivering ``service`` for this need of the household, if any."""
+        ...
+
+
+class NoRegistry:
+    """A registry that knows of no other agency (the default when none is configured)."""
+
+    def managing_agency(self, household: Household) -> Agency | None:
+        return None
+
+    def service_provider(self, household: Household, need: Need, service: str) -> Agency | None:
+        return None

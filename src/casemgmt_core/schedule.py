@@ -1,0 +1,78 @@
+"""What is due or overdue: deadlines derived from a case and the policy's time limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from enum import StrEnum
+
+from attrs import frozen
+
+from .lifecycle import ACTIVE_STATES
+from .model import Case, CaseState
+from .policy import Policy
+
+__all__ = ["DueItem", "DueKind", "due"]
+
+
+class DueKind(StrEnum):
+    MANDATORY_REPORT = "mandatory_report"
+    ASSESSMENT = "assessment"
+    PLAN = "plan"
+    SERVICE_ITEM_LIMIT = "service_item_limit"
+    CASE_MAX_DURATION = "case_max_duration"
+    REASSESSMENT = "reassessment"
+    AFTERCARE_END = "aftercare_end"
+    NO_CONTACT = "no_contact"
+
+
+@frozen(order=True)
+class DueItem:
+    due_at: dt.datetime
+    case_id: str
+    kind: DueKind
+    subject: str = ""
+    """What the deadline is about: a service item id, a statutory ground; empty for the case."""
+    overdue: bool = False
+
+
+_IN_WORK = frozenset((*ACTIVE_STATES, CaseState.CRISIS))
+
+
+def _deadlines(case: Case, policy: Policy) -> Iterator[tuple[DueKind, str, dt.datetime]]:
+    limits = policy.time_limits
+    days = dt.timedelta(days=1)
+    for report in case.mandatory_reports:
+        if report.reference is None:
+            yield DueKind.MANDATORY_REPORT, report.ground.value, report.due_at
+    if case.state is CaseState.ASSESSMENT:
+        yield DueKind.ASSESSMENT, "", case.state_entered_at + limits.assessment_days * days
+    elif case.state is CaseState.PLANNING:
+        yield DueKind.PLAN, "", case.state_entered_at + limits.plan_days * days
+    elif case.state is CaseState.SERVICE:
+        since = case.plan_approved_at or case.state_entered_at
+        yield DueKind.REASSESSMENT, "", since + limits.reassessment_interval_days * days
+    elif case.state is CaseState.AFTERCARE and case.aftercare is not None:
+        yield DueKind.AFTERCARE_END, "", case.aftercare.until
+    if case.state in _IN_WORK:
+        for item in case.service_items:
+            if item.ended_at is None and item.time_limit is not None:
+                yield DueKind.SERVICE_ITEM_LIMIT, item.item_id, item.time_limit
+        yield DueKind.CASE_MAX_DURATION, "", case.episode_started_at + limits.case_max_days * days
+        last = case.last_contact_at or case.episode_started_at
+        yield DueKind.NO_CONTACT, "", last + limits.no_contact_days * days
+
+
+def due(cases: Case | Iterable[Case], policy: Policy, now: dt.datetime) -> list[DueItem]:
+    """Deadlines that fall within the policy's reminder lead time of ``now``, or have passed.
+
+    Mandatory reports are always listed until filed. Sorted by deadline.
+    """
+    lead = dt.timedelta(days=policy.time_limits.reminder_lead_days)
+    out = []
+    for case in (cases,) if isinstance(cases, Case) else cases:
+        for kind, subject, at in _deadlines(case, policy):
+            if kind is DueKind.MANDATORY_REPORT or at - lead <= now:
+                out.append(DueItem(at, case.case_id, kind, subject, now > at))
+    out.sort()
+    return out

@@ -1,0 +1,263 @@
+"""The service layer: :class:`CaseManager` loads, authorises, decides, stores and notifies.
+
+Each call is one unit of work. The case, its new events and the notifications they trigger are
+committed together (the notifications go to the store's outbox); only then are notifications
+handed to the notifier, and a notification that fails stays in the outbox for
+:meth:`CaseManager.deliver_pending`. Every refusal (an unauthorised actor, a guard, a command
+that does not apply, invalid data) is recorded for audit before it is raised, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Sequence
+
+from . import commands as c
+from .engine import Decision, decide, replay
+from .errors import (
+    AuthorizationDenied,
+    CaseManagementError,
+    DuplicateCase,
+    StorageError,
+)
+from .events import Event
+from .guards import NO_FACTS, Facts
+from .model import Actor, Case, Household, Referral
+from .notifications import notifications_for
+from .policy import DEFAULT_POLICY, Policy
+from .ports import (
+    CaseQuery,
+    CaseStore,
+    Commit,
+    DuplicateRegistry,
+    NoRegistry,
+    Notification,
+    Notifier,
+    Page,
+    Refusal,
+)
+from .schedule import DueItem, due
+
+__all__ = ["CaseManager", "utc_now"]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class CaseManager:
+    """The engine as an embedding system uses it.
+
+    ``store`` is required; ``notifier`` and ``registry`` default to none; ``clock`` returns
+    timezone-aware datetimes (default: UTC now); ``new_id`` names new cases.
+    """
+
+    def __init__(
+        self,
+        store: CaseStore,
+        *,
+        policy: Policy = DEFAULT_POLICY,
+        notifier: Notifier | None = None,
+        registry: DuplicateRegistry | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.notifier = notifier
+        self.registry: DuplicateRegistry = registry or NoRegistry()
+        self.clock = clock
+        self.new_id = new_id
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def open_case(
+        self,
+        household: Household,
+        referral: Referral,
+        *,
+        actor: Actor,
+        case_id: str | None = None,
+        note: str = "",
+        correlation_id: str | None = None,
+    ) -> Case:
+        """Open a case for a referred household.
+
+        If another agency already manages the household (the registry says so) the case is
+        recorded and handed over at once. If this store already holds a live case for the
+        household, :class:`~casemgmt_core.DuplicateCase` is raised.
+        """
+        command = c.OpenCase(case_id or self.new_id(), household, referral)
+        now = self.clock()
+        self._authorize(command.case_id, command, actor, now, correlation_id)
+        existing = self.store.active_case_for_household(household.household_id)
+        if existing is not None:
+            error = DuplicateCase(household_id=household.household_id, existing_case_id=existing)
+            self._refuse(command.case_id, command, actor, now, correlation_id, error)
+            raise error
+        facts = Facts(managed_elsewhere_by=self.registry.managing_agency(household))
+        decision = self._decide(None, command, actor, now, facts, note, correlation_id)
+        return self._commit(decision, expected_version=0)
+
+    def handle(
+        self,
+        case_id: str,
+        command: c.Command,
+        *,
+        actor: Actor,
+        note: str = "",
+        correlation_id: str | None = None,
+    ) -> Case:
+        """Apply ``command`` to the case; return the case after it. Raises and records on refusal."""
+        case = self.store.load(case_id)
+        now = self.clock()
+        self._authorize(case_id, command, actor, now, correlation_id)
+        if isinstance(command, c.Reopen):
+            existing = self.store.active_case_for_household(case.household_id)
+            if existing is not None and existing != case_id:
+                error = DuplicateCase(household_id=case.household_id, existing_case_id=existing)
+                self._refuse(case_id, command, actor, now, correlation_id, error)
+                raise error
+        facts = self._facts(case, command)
+        decision = self._decide(case, command, actor, now, facts, note, correlation_id)
+        return self._commit(decision, expected_version=case.version)
+
+    def deliver_pending(self, *, limit: int = 100) -> int:
+        """Hand notifications still in the outbox to the notifier; return how many were delivered."""
+        if self.notifier is None:
+            return 0
+        pending = self.store.pending_notifications(now=self.clock(), limit=limit)
+        return self._deliver([p.notification for p in pending])
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def get(self, case_id: str) -> Case:
+        return self.store.load(case_id)
+
+    def history(self, case_id: str) -> Sequence[Event]:
+        return self.store.events(case_id)
+
+    def refusals(self, case_id: str) -> Sequence[Refusal]:
+        return self.store.refusals(case_id)
+
+    def find(self, query: CaseQuery) -> Page:
+        return self.store.find(query)
+
+    def due(self, now: dt.datetime | None = None, *, query: CaseQuery | None = None) -> list[DueItem]:
+        """What is due or overdue across the cases ``query`` selects (default: all), page by page."""
+        now = now or self.clock()
+        query = query or CaseQuery(limit=500)
+        items: list[DueItem] = []
+        offset: int | None = query.offset
+        while offset is not None:
+            page = self.store.find(
+                CaseQuery(query.state, query.caseworker_id, query.household_id, query.limit, offset)
+            )
+            items.extend(due(page.items, self.policy, now))
+            offset = page.next_offset
+        items.sort()
+        return items
+
+    def replay(self, case_id: str) -> Case:
+        """Rebuild the case from its events (compare with :meth:`get` to verify the record)."""
+        return replay(self.store.events(case_id))
+
+    # -- the unit of work -------------------------------------------------------------------
+
+    def _facts(self, case: Case, command: c.Command) -> Facts:
+        if isinstance(command, c.Select):
+            return Facts(managed_elsewhere_by=self.registry.managing_agency(case.household))
+        if isinstance(command, c.LinkService):
+            need = case.need(command.item.need_id)
+            if need is not None:
+                provider = self.registry.service_provider(case.household, need, command.item.service)
+                if provider is not None and provider.id != command.item.provider.id:
+                    return Facts(service_linked_elsewhere_by=provider)
+        return NO_FACTS
+
+    def _authorize(
+        self, case_id: str, command: c.Command, actor: Actor, now: dt.datetime, correlation_id: str | None
+    ) -> None:
+        if not self.policy.access.allows(actor.role, command.event):
+            error = AuthorizationDenied(
+                case_id=case_id,
+                event=command.event,
+                actor_id=actor.id,
+                role=actor.role,
+                allowed_roles=self.policy.access.roles_allowed(command.event),
+            )
+            self._refuse(case_id, command, actor, now, correlation_id, error)
+            raise error
+
+    def _decide(
+        self,
+        case: Case | None,
+        command: c.Command,
+        actor: Actor,
+        now: dt.datetime,
+        facts: Facts,
+        note: str,
+        correlation_id: str | None,
+    ) -> Decision:
+        try:
+            return decide(
+                case,
+                command,
+                self.policy,
+                now,
+                actor=actor,
+                facts=facts,
+                note=note,
+                correlation_id=correlation_id,
+            )
+        except CaseManagementError as error:
+            case_id = case.case_id if case is not None else getattr(command, "case_id", "")
+            self._refuse(case_id, command, actor, now, correlation_id, error)
+            raise
+
+    def _refuse(
+        self,
+        case_id: str,
+        command: c.Command,
+        actor: Actor,
+        now: dt.datetime,
+        correlation_id: str | None,
+        error: CaseManagementError,
+    ) -> None:
+        refusal = Refusal(
+            case_id,
+            command.event,
+            actor.id,
+            actor.role,
+            now,
+            error.code,
+            str(error),
+            getattr(error, "guard", None),
+            getattr(error, "reason", None),
+            correlation_id,
+        )
+        try:
+            self.store.record_refusal(refusal)
+        except StorageError as storage_error:
+            # The refusal itself must reach the caller; the audit failure is chained to it.
+            raise error from storage_error
+
+    def _commit(self, decision: Decision, *, expected_version: int) -> Case:
+        notes = notifications_for(decision.events)
+        self.store.commit(Commit(decision.case, decision.events, notes, expected_version))
+        if self.notifier is not None and notes:
+            self._deliver(notes)
+        return decision.case
+
+    def _deliver(self, notes: Sequence[Notification]) -> int:
+        assert self.notifier is not None
+        delivered = 0
+        for n in notes:
+            try:
+                self.notifier.send(n)
+            except Exception:
+                continue
+            self.store.mark_delivered(n.notification_id, self.clock())
+            delivered += 1
+        return delivered
