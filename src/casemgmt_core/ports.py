@@ -95,6 +95,9 @@ class Commit:
     events: tuple[Event, ...]
     notifications: tuple[Notification, ...]
     expected_version: int
+    next_deadline: dt.datetime | None = None
+    """The case's earliest deadline under the policy (see :func:`~casemgmt_core.due`), stored
+    so that ``CaseQuery(due_before=...)`` finds cases with something due."""
 
 
 @frozen
@@ -102,6 +105,8 @@ class CaseQuery:
     state: CaseState | None = None
     caseworker_id: str | None = None
     household_id: str | None = None
+    due_before: dt.datetime | None = None
+    """Only cases whose earliest deadline is at or before this time."""
     limit: int = 50
     offset: int = 0
 

@@ -12,7 +12,7 @@ from .lifecycle import ACTIVE_STATES
 from .model import Case, CaseState
 from .policy import Policy
 
-__all__ = ["DueItem", "DueKind", "due"]
+__all__ = ["DueItem", "DueKind", "due", "next_deadline"]
 
 
 class DueKind(StrEnum):
@@ -76,3 +76,8 @@ def due(cases: Case | Iterable[Case], policy: Policy, now: dt.datetime) -> list[
                 out.append(DueItem(at, case.case_id, kind, subject, now > at))
     out.sort()
     return out
+
+
+def next_deadline(case: Case, policy: Policy) -> dt.datetime | None:
+    """The case's earliest deadline, or ``None`` when nothing is pending."""
+    return min((at for _, _, at in _deadlines(case, policy)), default=None)

@@ -13,6 +13,8 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
 
+from attrs import evolve
+
 from . import commands as c
 from .engine import Decision, decide, replay
 from .errors import (
@@ -37,7 +39,7 @@ from .ports import (
     Page,
     Refusal,
 )
-from .schedule import DueItem, due
+from .schedule import DueItem, due, next_deadline
 
 __all__ = ["CaseManager", "utc_now"]
 
@@ -145,15 +147,15 @@ class CaseManager:
         return self.store.find(query)
 
     def due(self, now: dt.datetime | None = None, *, query: CaseQuery | None = None) -> list[DueItem]:
-        """What is due or overdue across the cases ``query`` selects (default: all), page by page."""
+        """What is due or overdue (within the reminder lead time) across the cases ``query``
+        selects (default: all), read page by page from the cases that have a deadline by then."""
         now = now or self.clock()
-        query = query or CaseQuery(limit=500)
+        horizon = now + dt.timedelta(days=self.policy.time_limits.reminder_lead_days)
+        query = evolve(query or CaseQuery(limit=500), due_before=horizon)
         items: list[DueItem] = []
         offset: int | None = query.offset
         while offset is not None:
-            page = self.store.find(
-                CaseQuery(query.state, query.caseworker_id, query.household_id, query.limit, offset)
-            )
+            page = self.store.find(evolve(query, offset=offset))
             items.extend(due(page.items, self.policy, now))
             offset = page.next_offset
         items.sort()
@@ -245,7 +247,8 @@ class CaseManager:
 
     def _commit(self, decision: Decision, *, expected_version: int) -> Case:
         notes = notifications_for(decision.events)
-        self.store.commit(Commit(decision.case, decision.events, notes, expected_version))
+        deadline = next_deadline(decision.case, self.policy)
+        self.store.commit(Commit(decision.case, decision.events, notes, expected_version, deadline))
         if self.notifier is not None and notes:
             self._deliver(notes)
         return decision.case

@@ -24,6 +24,7 @@ class InMemoryStore:
         self._cases: dict[str, Case] = {}
         self._events: dict[str, list[Event]] = {}
         self._live_by_household: dict[str, str] = {}
+        self._deadlines: dict[str, dt.datetime | None] = {}
         self._refusals: dict[str, list[Refusal]] = {}
         self._outbox: dict[str, PendingNotification] = {}
         self._delivered: dict[str, dt.datetime] = {}
@@ -47,6 +48,7 @@ class InMemoryStore:
             raise DuplicateCase(household_id=household, existing_case_id=live)
         # Checks are done: from here on nothing can fail, so the commit is all-or-nothing.
         self._cases[case.case_id] = case
+        self._deadlines[case.case_id] = commit.next_deadline
         self._events.setdefault(case.case_id, []).extend(commit.events)
         if case.state in LIVE_STATES:
             self._live_by_household[household] = case.case_id
@@ -75,6 +77,7 @@ class InMemoryStore:
             if (query.state is None or c.state is query.state)
             and (query.caseworker_id is None or c.caseworker_id == query.caseworker_id)
             and (query.household_id is None or c.household_id == query.household_id)
+            and (query.due_before is None or _due_by(self._deadlines.get(c.case_id), query.due_before))
         ]
         matches.sort(key=lambda c: c.case_id)
         page = matches[query.offset : query.offset + query.limit]
@@ -116,6 +119,10 @@ class InMemoryStore:
             self._outbox[notification_id] = evolve(
                 entry, attempts=entry.attempts + 1, last_error=error, next_attempt_at=retry_at
             )
+
+
+def _due_by(deadline: dt.datetime | None, limit: dt.datetime) -> bool:
+    return deadline is not None and deadline <= limit
 
 
 class RecordingNotifier:
