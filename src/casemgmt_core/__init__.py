@@ -44,7 +44,7 @@ from .commands import (
     StartReassessment,
     WithdrawConsent,
 )
-from .engine import Decision, apply, decide, replay
+from .engine import Decision, apply, decide, journal, replay
 from .errors import (
     AuthorizationDenied,
     CaseManagementError,
@@ -113,6 +113,7 @@ __all__ = [
     "decide",
     "apply",
     "replay",
+    "journal",
     "Decision",
     "due",
     "DueItem",

@@ -26,7 +26,6 @@ from .model import (
     EligibilityDecision,
     Goal,
     Household,
-    JournalEntry,
     JournalKind,
     MandatoryReport,
     Need,
@@ -354,11 +353,9 @@ class RecordJournal(Command):
     member_id: str | None = None
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
-        entry = JournalEntry(self.kind, self.text, at, actor_id, self.member_id)
-        out: Changes = {"journal": (*case.journal, entry)}
         if self.kind is JournalKind.CONTACT:
-            out["last_contact_at"] = at
-        return out
+            return {"journal_size": case.journal_size + 1, "last_contact_at": at}
+        return {"journal_size": case.journal_size + 1}
 
 
 @frozen

@@ -11,9 +11,10 @@ so simulation and production run the very same rules.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
-from attrs import evolve, frozen
+from attrs import evolve
 
 from . import commands as c
 from .errors import InvalidData, TransitionRefused, UnknownCommand
@@ -29,14 +30,14 @@ from .model import (
     ClosureReason,
     ConsentScope,
     Household,
+    JournalEntry,
 )
 from .policy import Policy
 
-__all__ = ["Decision", "apply", "decide", "replay"]
+__all__ = ["Decision", "apply", "decide", "journal", "replay"]
 
 
-@frozen
-class Decision:
+class Decision(NamedTuple):
     """What :func:`decide` accepted: the events to record, the case after them, and the verdicts
     of the guards that allowed it (kept for audit and coverage)."""
 
@@ -70,10 +71,26 @@ def decide(
         return _open(command, policy, now, actor, facts, note, correlation_id)
     if case is None:
         raise InvalidData(f"{command.event!r} needs an existing case", field="case")
-    transition = _select(case, command)
-    _check_references(case, command)
-    verdicts = _run_guards(transition, case, command, policy, now, facts)
-    completed = _complete(case, command, policy, now)
+    step = _STEPS.get((case.state, command.event))
+    if step is None:
+        transition = _select(case, command)  # raises UnknownCommand, or picks a branch
+        check, complete = _CHECKS.get(type(command)), _COMPLETIONS.get(type(command))
+    else:
+        transition, check, complete = step
+    if check is not None:
+        check(case, command)
+    verdicts: tuple[Verdict, ...] = ()
+    legal_basis = None
+    if transition.guards:
+        verdicts = tuple([guard(case, command, policy, now, facts) for guard in transition.guards])
+        for verdict in verdicts:
+            if not verdict.allowed:
+                raise _refused(case, command, verdict)
+        if case.statutory_override is not None:
+            legal_basis = _legal_basis(case, verdicts)
+    completed = complete(command, policy, now) if complete is not None else command
+    if type(completed) is c.InvokeStatutoryOverride:
+        legal_basis = completed.legal_basis
     event = Event(
         case.case_id,
         case.version + 1,
@@ -85,10 +102,10 @@ def decide(
         actor.role,
         now,
         note,
-        _legal_basis(case, completed, verdicts),
+        legal_basis,
         correlation_id,
     )
-    return Decision(apply(case, event), (event,), verdicts)
+    return Decision(_advance(case, event), (event,), verdicts)
 
 
 def _select(case: Case, command: c.Command) -> CompiledTransition:
@@ -106,33 +123,22 @@ def _select(case: Case, command: c.Command) -> CompiledTransition:
     raise AssertionError(f"lifecycle: no branch of {command.event} from {case.state} matched")
 
 
-def _run_guards(
-    transition: CompiledTransition,
-    case: Case,
-    command: c.Command,
-    policy: Policy,
-    now: dt.datetime,
-    facts: Facts,
-) -> tuple[Verdict, ...]:
-    verdicts = tuple(g(case, command, policy, now, facts) for g in transition.guards)
-    for v in verdicts:
-        if not v.allowed:
-            raise TransitionRefused(
-                case_id=case.case_id,
-                state=case.state.value,
-                event=command.event,
-                guard=v.guard,
-                reason=v.reason.value,
-                message=v.message,
-            )
-    return verdicts
+def _refused(case: Case, command: c.Command, verdict: Verdict) -> TransitionRefused:
+    return TransitionRefused(
+        case_id=case.case_id,
+        state=case.state.value,
+        event=command.event,
+        guard=verdict.guard,
+        reason=verdict.reason.value,
+        message=verdict.message,
+    )
 
 
-def _legal_basis(case: Case, command: c.Command, verdicts: Iterable[Verdict]) -> str | None:
-    if isinstance(command, c.InvokeStatutoryOverride):
-        return command.legal_basis
-    if case.statutory_override is not None and any(v.reason is Reason.STATUTORY_OVERRIDE for v in verdicts):
-        return case.statutory_override.legal_basis
+def _legal_basis(case: Case, verdicts: Iterable[Verdict]) -> str | None:
+    """The statutory basis, where it (not consent) is what allowed the step."""
+    override = case.statutory_override
+    if override is not None and any(v.reason is Reason.STATUTORY_OVERRIDE for v in verdicts):
+        return override.legal_basis
     return None
 
 
@@ -187,23 +193,41 @@ def _open(
     return Decision(handed.case, (opened, *handed.events), handed.verdicts)
 
 
-def _complete(case: Case, command: c.Command, policy: Policy, now: dt.datetime) -> c.Command:
-    """Fill in what the policy derives, so that the recorded event replays without it."""
-    if isinstance(command, c.InvokeStatutoryOverride):
-        rule = policy.statutory_rule(command.ground)
-        assert rule is not None  # the ground_enabled guard has run
-        return evolve(
-            command,
-            legal_basis=command.legal_basis or rule.legal_basis,
-            authority=command.authority or rule.authority,
-            report_due_at=now + dt.timedelta(hours=rule.report_within_hours),
-        )
-    if isinstance(command, c.LinkService) and command.item.time_limit is None:
-        limit = command.item.start + dt.timedelta(days=policy.time_limits.service_item_max_days)
-        return evolve(command, item=evolve(command.item, time_limit=limit))
-    if isinstance(command, c.StartAftercare) and command.until is None:
-        return evolve(command, until=now + dt.timedelta(days=policy.time_limits.aftercare_days))
-    return command
+# Completions fill in what the policy derives, so that the recorded event replays without it.
+
+
+def _complete_override(command: c.Command, policy: Policy, now: dt.datetime) -> c.Command:
+    assert isinstance(command, c.InvokeStatutoryOverride)
+    rule = policy.statutory_rule(command.ground)
+    assert rule is not None  # the ground_enabled guard has run
+    return evolve(
+        command,
+        legal_basis=command.legal_basis or rule.legal_basis,
+        authority=command.authority or rule.authority,
+        report_due_at=now + dt.timedelta(hours=rule.report_within_hours),
+    )
+
+
+def _complete_link(command: c.Command, policy: Policy, now: dt.datetime) -> c.Command:
+    assert isinstance(command, c.LinkService)
+    if command.item.time_limit is not None:
+        return command
+    limit = command.item.start + dt.timedelta(days=policy.time_limits.service_item_max_days)
+    return evolve(command, item=evolve(command.item, time_limit=limit))
+
+
+def _complete_aftercare(command: c.Command, policy: Policy, now: dt.datetime) -> c.Command:
+    assert isinstance(command, c.StartAftercare)
+    if command.until is not None:
+        return command
+    return evolve(command, until=now + dt.timedelta(days=policy.time_limits.aftercare_days))
+
+
+_COMPLETIONS: dict[type[c.Command], Callable[[c.Command, Policy, dt.datetime], c.Command]] = {
+    c.InvokeStatutoryOverride: _complete_override,
+    c.LinkService: _complete_link,
+    c.StartAftercare: _complete_aftercare,
+}
 
 
 def apply(case: Case | None, event: Event) -> Case:
@@ -230,20 +254,43 @@ def apply(case: Case | None, event: Event) -> Case:
             f"event {event.event_id} does not follow version {case.version} of {case.case_id}",
             field="event.version",
         )
-    changes = payload.changes(case, event.occurred_at, event.actor_id)
-    if event.target is not case.state:
-        changes["state"] = event.target
+    return _advance(case, event)
+
+
+def _advance(case: Case, event: Event) -> Case:
+    """``apply`` for an event known to follow ``case`` (decide's own)."""
+    changes = event.payload.changes(case, event.occurred_at, event.actor_id)
+    target = event.target
+    if target is not case.state:
+        changes["state"] = target
         changes["state_entered_at"] = event.occurred_at
-        if event.target is CaseState.CLOSED and event.event == "withdraw_consent":
+        if target is CaseState.CLOSED and event.event == "withdraw_consent":
             changes.update(_closed_by_withdrawal(case, event.occurred_at))
     changes["version"] = event.version
-    return evolve(case, **changes)
+    # attrs.evolve re-runs __init__ over every field; a Case is a plain frozen record whose
+    # changes come from this module, so copying its __dict__ is equivalent and far cheaper.
+    new = _new(Case)
+    _set(new, "__dict__", case.__dict__ | changes)
+    return new
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 def _closed_by_withdrawal(case: Case, at: dt.datetime) -> dict[str, object]:
     if case.aftercare is not None and case.aftercare.ended_at is None:
         return {"aftercare": evolve(case.aftercare, ended_at=at)}
     return {"closure": Closure(ClosureReason.CONSENT_WITHDRAWN, at), "resume_state": None}
+
+
+def journal(events: Iterable[Event]) -> list[JournalEntry]:
+    """The case's journal (findings, changed needs, observed changes, roles, contacts) from its events."""
+    return [
+        JournalEntry(p.kind, p.text, e.occurred_at, e.actor_id, p.member_id)
+        for e in events
+        if isinstance(p := e.payload, c.RecordJournal)
+    ]
 
 
 def replay(events: Iterable[Event]) -> Case:
@@ -285,77 +332,144 @@ def _missing(what: str, key: str, known: Iterable[str], field: str) -> InvalidDa
     return InvalidData(f"no {what} {key!r} in this case", field=field, allowed=", ".join(known) or "none yet")
 
 
-def _check_references(case: Case, command: c.Command) -> None:
-    if isinstance(command, c.RecordConsent):
-        consent = command.consent
-        _aware(consent.given_at, "consent.given_at")
-        if any(x.consent_id == consent.consent_id for x in case.consents):
-            raise InvalidData(
-                f"consent {consent.consent_id!r} is already recorded", field="consent.consent_id"
-            )
-        if (consent.scope is ConsentScope.SHARING) != (consent.agency_id is not None):
-            raise InvalidData(
-                "a sharing consent names exactly one agency; other scopes name none",
-                field="consent.agency_id",
-            )
-        if consent.withdrawn_at is not None:
-            raise InvalidData("record the consent first, then withdraw it", field="consent.withdrawn_at")
-    elif isinstance(command, c.WithdrawConsent):
-        active = [x.consent_id for x in case.consents if x.active]
-        if command.consent_id not in active:
-            raise _missing("active consent", command.consent_id, active, "consent_id")
-    elif isinstance(command, c.RecordNeed):
-        if case.need(command.need.need_id) is not None:
-            raise InvalidData(f"need {command.need.need_id!r} is already recorded", field="need.need_id")
-    elif isinstance(command, c.SetGoal):
-        if any(g.goal_id == command.goal.goal_id for g in case.goals):
-            raise InvalidData(f"goal {command.goal.goal_id!r} is already set", field="goal.goal_id")
-        for need_id in command.goal.need_ids:
-            if case.need(need_id) is None:
-                raise _missing("need", need_id, (n.need_id for n in case.needs), "goal.need_ids")
-    elif isinstance(command, c.AchieveGoal):
-        open_goals = [g.goal_id for g in case.goals if g.achieved_at is None]
-        if command.goal_id not in open_goals:
-            raise _missing("open goal", command.goal_id, open_goals, "goal_id")
-    elif isinstance(command, c.LinkService):
-        item = command.item
-        _aware(item.start, "item.start")
-        _aware(item.time_limit, "item.time_limit")
-        if case.service_item(item.item_id) is not None:
-            raise InvalidData(f"service item {item.item_id!r} is already linked", field="item.item_id")
-        if case.need(item.need_id) is None:
-            raise _missing("need", item.need_id, (n.need_id for n in case.needs), "item.need_id")
-        if item.time_limit is not None and item.time_limit <= item.start:
-            raise InvalidData("must be after the start", field="item.time_limit")
-        if item.ended_at is not None:
-            raise InvalidData("link the item first, then end it (end_service)", field="item.ended_at")
-    elif isinstance(command, c.EndService):
-        running = [s.item_id for s in case.service_items if s.active]
-        if command.item_id not in running:
-            raise _missing("running service item", command.item_id, running, "item_id")
-    elif isinstance(command, c.ScheduleConference):
-        _aware(command.conference.scheduled_for, "conference.scheduled_for")
-        if any(x.conference_id == command.conference.conference_id for x in case.conferences):
-            raise InvalidData("conference id already used", field="conference.conference_id")
-    elif isinstance(command, c.ApprovePlan):
-        known = [x.conference_id for x in case.conferences]
-        if command.conference_id is not None and command.conference_id not in known:
-            raise _missing("conference", command.conference_id, known, "conference_id")
-    elif isinstance(command, c.RecordJournal):
-        if not command.text.strip():
-            raise InvalidData("must not be empty", field="text")
-        if command.member_id is not None and case.household.member(command.member_id) is None:
-            raise _missing(
-                "member", command.member_id, (m.member_id for m in case.household.members), "member_id"
-            )
-    elif isinstance(command, c.FileMandatoryReport):
-        if not command.reference.strip():
-            raise InvalidData("the authority's reference is required", field="reference")
-    elif isinstance(command, c.AssignCaseworker):
-        if not command.caseworker_id:
-            raise InvalidData("must not be empty", field="caseworker_id")
-    elif isinstance(command, c.HandOver):
-        if not command.agency.id:
-            raise InvalidData("must not be empty", field="agency.id")
-    elif isinstance(command, c.StartAftercare):
-        _aware(command.until, "until")
+def _check_record_consent(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.RecordConsent)
+    consent = command.consent
+    _aware(consent.given_at, "consent.given_at")
+    if any(x.consent_id == consent.consent_id for x in case.consents):
+        raise InvalidData(f"consent {consent.consent_id!r} is already recorded", field="consent.consent_id")
+    if (consent.scope is ConsentScope.SHARING) != (consent.agency_id is not None):
+        raise InvalidData(
+            "a sharing consent names exactly one agency; other scopes name none",
+            field="consent.agency_id",
+        )
+    if consent.withdrawn_at is not None:
+        raise InvalidData("record the consent first, then withdraw it", field="consent.withdrawn_at")
+
+
+def _check_withdraw_consent(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.WithdrawConsent)
+    active = [x.consent_id for x in case.consents if x.active]
+    if command.consent_id not in active:
+        raise _missing("active consent", command.consent_id, active, "consent_id")
+
+
+def _check_record_need(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.RecordNeed)
+    if case.need(command.need.need_id) is not None:
+        raise InvalidData(f"need {command.need.need_id!r} is already recorded", field="need.need_id")
+
+
+def _check_set_goal(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.SetGoal)
+    if any(g.goal_id == command.goal.goal_id for g in case.goals):
+        raise InvalidData(f"goal {command.goal.goal_id!r} is already set", field="goal.goal_id")
+    for need_id in command.goal.need_ids:
+        if case.need(need_id) is None:
+            raise _missing("need", need_id, (n.need_id for n in case.needs), "goal.need_ids")
+
+
+def _check_achieve_goal(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.AchieveGoal)
+    open_goals = [g.goal_id for g in case.goals if g.achieved_at is None]
+    if command.goal_id not in open_goals:
+        raise _missing("open goal", command.goal_id, open_goals, "goal_id")
+
+
+def _check_link_service(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.LinkService)
+    item = command.item
+    _aware(item.start, "item.start")
+    _aware(item.time_limit, "item.time_limit")
+    if case.service_item(item.item_id) is not None:
+        raise InvalidData(f"service item {item.item_id!r} is already linked", field="item.item_id")
+    if case.need(item.need_id) is None:
+        raise _missing("need", item.need_id, (n.need_id for n in case.needs), "item.need_id")
+    if item.time_limit is not None and item.time_limit <= item.start:
+        raise InvalidData("must be after the start", field="item.time_limit")
+    if item.ended_at is not None:
+        raise InvalidData("link the item first, then end it (end_service)", field="item.ended_at")
+
+
+def _check_end_service(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.EndService)
+    running = [s.item_id for s in case.service_items if s.active]
+    if command.item_id not in running:
+        raise _missing("running service item", command.item_id, running, "item_id")
+
+
+def _check_schedule_conference(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.ScheduleConference)
+    _aware(command.conference.scheduled_for, "conference.scheduled_for")
+    if any(x.conference_id == command.conference.conference_id for x in case.conferences):
+        raise InvalidData("conference id already used", field="conference.conference_id")
+
+
+def _check_approve_plan(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.ApprovePlan)
+    known = [x.conference_id for x in case.conferences]
+    if command.conference_id is not None and command.conference_id not in known:
+        raise _missing("conference", command.conference_id, known, "conference_id")
+
+
+def _check_record_journal(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.RecordJournal)
+    if not command.text.strip():
+        raise InvalidData("must not be empty", field="text")
+    if command.member_id is not None and case.household.member(command.member_id) is None:
+        raise _missing(
+            "member", command.member_id, (m.member_id for m in case.household.members), "member_id"
+        )
+
+
+def _check_file_mandatory_report(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.FileMandatoryReport)
+    if not command.reference.strip():
+        raise InvalidData("the authority's reference is required", field="reference")
+
+
+def _check_assign_caseworker(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.AssignCaseworker)
+    if not command.caseworker_id:
+        raise InvalidData("must not be empty", field="caseworker_id")
+
+
+def _check_hand_over(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.HandOver)
+    if not command.agency.id:
+        raise InvalidData("must not be empty", field="agency.id")
+
+
+def _check_start_aftercare(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.StartAftercare)
+    _aware(command.until, "until")
+
+
+_CHECKS: dict[type[c.Command], Callable[[Case, c.Command], None]] = {
+    c.RecordConsent: _check_record_consent,
+    c.WithdrawConsent: _check_withdraw_consent,
+    c.RecordNeed: _check_record_need,
+    c.SetGoal: _check_set_goal,
+    c.AchieveGoal: _check_achieve_goal,
+    c.LinkService: _check_link_service,
+    c.EndService: _check_end_service,
+    c.ScheduleConference: _check_schedule_conference,
+    c.ApprovePlan: _check_approve_plan,
+    c.RecordJournal: _check_record_journal,
+    c.FileMandatoryReport: _check_file_mandatory_report,
+    c.AssignCaseworker: _check_assign_caseworker,
+    c.HandOver: _check_hand_over,
+    c.StartAftercare: _check_start_aftercare,
+}
+
+
+Check = Callable[[Case, c.Command], None]
+Completion = Callable[[c.Command, Policy, dt.datetime], c.Command]
+
+#: The hot path's single lookup: for each (state, event) with one candidate transition, the
+#: transition with its reference check and completion. Branching events go through _select.
+_STEPS: dict[tuple[CaseState, str], tuple[CompiledTransition, Check | None, Completion | None]] = {
+    key: (candidates[0], _CHECKS.get(c.COMMAND_TYPES[key[1]]), _COMPLETIONS.get(c.COMMAND_TYPES[key[1]]))
+    for key, candidates in TABLE.items()
+    if len(candidates) == 1
+}

@@ -12,7 +12,7 @@ from .model import CaseState
 __all__ = ["Event"]
 
 
-@frozen
+@frozen(slots=False)  # a dict-based frozen class initialises about twice as fast: events are hot
 class Event:
     """One accepted change. ``payload`` is the accepted command, completed by :func:`decide`.
 

@@ -123,7 +123,7 @@ DEFINITION: tuple[TransitionSpec, ...] = (
         None,
         ["sharing_consent", "service_not_duplicated", "within_time_limit"],
     ),
-    _t("end_service", [*_WORKING, S.CRISIS], None),
+    _t("end_service", [S.PLANNING, S.SERVICE, S.REASSESSMENT, S.CRISIS], None),
     _t("record_journal", [*_OPEN, S.AFTERCARE], None),
 )
 
@@ -251,10 +251,12 @@ def _graph_machine(engine: Literal["mermaid", "graphviz"], internal: bool) -> An
     config = _machine_config()
     if not internal:
         config["transitions"] = [t for t in config["transitions"] if t["dest"] is not None]
+    # transitions writes the Mermaid title between "---" lines: as YAML front matter it needs a key.
+    title = "casemgmt_core case lifecycle"
     return GraphMachine(
         graph_engine=engine,
         show_conditions=True,
-        title="casemgmt_core case lifecycle",
+        title=f"title: {title}" if engine == "mermaid" else title,
         **config,
     )
 

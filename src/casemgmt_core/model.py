@@ -328,9 +328,14 @@ class AftercarePlan:
     ended_at: dt.datetime | None = None
 
 
-@frozen
+@frozen(slots=False)
 class Case:
-    """A case as of ``version`` (the number of events applied to it)."""
+    """A case as of ``version`` (the number of events applied to it).
+
+    It holds what the rules decide on. The journal and the full history live in the events
+    (:func:`casemgmt_core.journal`, :meth:`CaseManager.history`), so that a long-running case
+    does not grow with every note.
+    """
 
     case_id: str
     household: Household
@@ -354,7 +359,7 @@ class Case:
     goals: tuple[Goal, ...] = ()
     service_items: tuple[ServiceItem, ...] = ()
     conferences: tuple[CaseConference, ...] = ()
-    journal: tuple[JournalEntry, ...] = ()
+    journal_size: int = 0
     resume_state: CaseState | None = None
     closure: Closure | None = None
     aftercare: AftercarePlan | None = None

@@ -15,6 +15,7 @@ from typing import Any
 
 import cattrs
 from attrs import Attribute, field, frozen
+from cattrs.v import format_exception
 
 from .commands import COMMAND_TYPES
 from .errors import PolicyError
@@ -157,7 +158,8 @@ DEFAULT_POLICY = Policy()
 
 def _converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
-    conv.register_structure_hook(frozenset[str], lambda v, _: frozenset(_strings(v)))
+    # A bare string is iterable: without this hook "abc" would load as {"a", "b", "c"}.
+    conv.register_structure_hook_func(lambda t: t == frozenset[str], lambda v, _: frozenset(_strings(v)))
 
     def statutory(value: Any, _: Any) -> dict[StatutoryGround, StatutoryRule]:
         if not isinstance(value, Mapping):
@@ -180,8 +182,8 @@ def _converter() -> cattrs.Converter:
         if not isinstance(value, Mapping):
             raise ValueError("must be a table of role = [events]")
         roles: dict[str, frozenset[str]] = {}
-        for role, events in value.items():
-            names = frozenset(_strings(events))
+        for role, listed in value.items():
+            names = frozenset(_strings(listed))
             unknown = sorted(names - events - {"*"})
             if unknown:
                 raise ValueError(
@@ -190,9 +192,16 @@ def _converter() -> cattrs.Converter:
             roles[role] = events if "*" in names else names
         return AccessRules(roles)
 
-    conv.register_structure_hook(Mapping[StatutoryGround, StatutoryRule], statutory)
+    conv.register_structure_hook_func(lambda t: t == Mapping[StatutoryGround, StatutoryRule], statutory)
     conv.register_structure_hook(AccessRules, access)
     return conv
+
+
+def _describe(exc: BaseException, type_: Any) -> str:
+    # Our validators and hooks raise ValueError with a message meant for the reader: keep it.
+    if isinstance(exc, ValueError) and not isinstance(exc, cattrs.BaseValidationError) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
 
 
 def _strings(value: Any) -> list[str]:
@@ -236,10 +245,13 @@ def load_policy(source: str | Path | Mapping[str, Any]) -> Policy:
             raise PolicyError([f"not valid TOML: {exc}"], source=name) from None
     else:
         data = source
+    conv = _converter()
     try:
-        policy = _converter().structure(dict(data), Policy)
+        policy = conv.structure(dict(data), Policy)
     except cattrs.BaseValidationError as exc:
-        raise PolicyError(cattrs.transform_error(exc, path="policy"), source=name) from None
+        raise PolicyError(
+            cattrs.transform_error(exc, path="policy", format_exception=_describe), source=name
+        ) from None
     except (ValueError, TypeError) as exc:
         raise PolicyError([str(exc)], source=name) from None
     problems = _check(policy)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from attrs import evolve
 
 from . import commands as c
-from .engine import Decision, decide, replay
+from .engine import Decision, decide, journal, replay
 from .errors import (
     AuthorizationDenied,
     CaseManagementError,
@@ -25,7 +25,7 @@ from .errors import (
 )
 from .events import Event
 from .guards import NO_FACTS, Facts
-from .model import Actor, Case, Household, Referral
+from .model import Actor, Case, Household, JournalEntry, Referral
 from .notifications import notifications_for
 from .policy import DEFAULT_POLICY, Policy
 from .ports import (
@@ -139,6 +139,10 @@ class CaseManager:
 
     def history(self, case_id: str) -> Sequence[Event]:
         return self.store.events(case_id)
+
+    def journal(self, case_id: str) -> list[JournalEntry]:
+        """The case's journal entries, oldest first."""
+        return journal(self.store.events(case_id))
 
     def refusals(self, case_id: str) -> Sequence[Refusal]:
         return self.store.refusals(case_id)

@@ -1,0 +1,171 @@
+"""The functional core: decide is pure, apply replays, bad input is refused with a typed error."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+
+import pytest
+
+import casemgmt_core as cm
+from casemgmt_core import commands as c
+
+from .support import POLICY, T0, WORKER, Driver, household, reach, referral
+
+S = cm.CaseState
+
+
+def test_decide_is_pure() -> None:
+    d = reach(S.SCREENING)
+    frozen_case = pickle.dumps(d.case)
+    first = cm.decide(d.case, c.Select(), POLICY, d.now, actor=WORKER)
+    second = cm.decide(d.case, c.Select(), POLICY, d.now, actor=WORKER)
+    assert first == second
+    assert pickle.dumps(d.case) == frozen_case
+
+
+def test_replay_of_the_events_equals_the_case() -> None:
+    d = reach(S.AFTERCARE)
+    assert cm.replay(d.events) == d.case
+    assert [e.version for e in d.events] == list(range(1, d.case.version + 1))
+
+
+def test_event_carries_who_when_why() -> None:
+    d = reach(S.SCREENING)
+    decision = cm.decide(
+        d.case, c.Select(), POLICY, d.now, actor=WORKER, note="three crises at once", correlation_id="req-42"
+    )
+    [event] = decision.events
+    assert (event.actor_id, event.role, event.occurred_at) == ("worker-1", "caseworker", d.now)
+    assert (event.note, event.correlation_id) == ("three crises at once", "req-42")
+    assert event.event_id == f"C1/{d.case.version + 1}"
+    assert event.legal_basis is None
+
+
+def test_apply_refuses_an_event_out_of_order() -> None:
+    d = reach(S.INTAKE)
+    with pytest.raises(cm.InvalidData, match="does not follow"):
+        cm.apply(d.case, d.events[-1])
+    with pytest.raises(cm.InvalidData, match="no events"):
+        cm.replay([])
+    with pytest.raises(cm.InvalidData, match="before the case was opened"):
+        cm.apply(None, d.events[1])
+
+
+def test_naive_datetimes_are_refused() -> None:
+    d = reach(S.INTAKE)
+    with pytest.raises(cm.InvalidData) as info:
+        cm.decide(d.case, c.StartIntake(), POLICY, dt.datetime(2026, 1, 1), actor=WORKER)
+    assert info.value.field == "now"
+    naive = cm.Consent(
+        "x",
+        cm.ConsentScope.SERVICE_PROVISION,
+        "parent",
+        cm.ConsentGiver.PERSON,
+        "parent",
+        dt.datetime(2026, 1, 1),
+    )
+    with pytest.raises(cm.InvalidData, match="timezone-aware"):
+        d.do(c.RecordConsent(naive))
+
+
+@pytest.mark.parametrize(
+    ("command", "field"),
+    [
+        (
+            c.LinkService(cm.ServiceItem("S9", "N-missing", "x", cm.Agency("p"), cm.ResourceKind.FORMAL, T0)),
+            "item.need_id",
+        ),
+        (c.EndService("nope"), "item_id"),
+        (c.AchieveGoal("nope"), "goal_id"),
+        (c.WithdrawConsent("nope"), "consent_id"),
+        (c.RecordJournal(cm.JournalKind.CONTACT, "   "), "text"),
+        (c.RecordJournal(cm.JournalKind.CONTACT, "visit", member_id="stranger"), "member_id"),
+        (c.SetGoal(cm.Goal("G1", "duplicate id")), "goal.goal_id"),
+        (c.ApprovePlan(conference_id="CC-missing"), "conference_id"),
+    ],
+)
+def test_references_to_missing_things_are_invalid_data(command: c.Command, field: str) -> None:
+    d = reach(S.SERVICE)
+    if isinstance(command, (c.SetGoal, c.ApprovePlan)):
+        d.do(c.StartReassessment())
+        d.do(c.RevisePlan())
+    before = d.case
+    with pytest.raises(cm.InvalidData) as info:
+        d.do(command)
+    assert info.value.field == field
+    assert d.case is before
+
+
+def test_sharing_consent_must_name_one_agency() -> None:
+    d = reach(S.INTAKE)
+    bad = cm.Consent("s", cm.ConsentScope.SHARING, "parent", cm.ConsentGiver.PERSON, "parent", T0)
+    with pytest.raises(cm.InvalidData, match="names exactly one agency"):
+        d.do(c.RecordConsent(bad))
+
+
+@pytest.mark.parametrize(
+    ("hh", "ref", "field"),
+    [
+        (cm.Household("H1", []), referral(), "household.members"),
+        (cm.Household("", household().members), referral(), "household.household_id"),
+        (cm.Household("H1", [*household().members, household().members[0]]), referral(), "household.members"),
+        (
+            cm.Household("H1", [cm.Member("a", dt.date(2015, 1, 1), guardian_id="ghost")]),
+            referral(),
+            "household.members.guardian_id",
+        ),
+        (household(), cm.Referral(cm.ReferralChannel.SCHOOL, T0), "referral.referring_agency"),
+        (
+            household(),
+            cm.Referral(cm.ReferralChannel.WALK_IN, dt.datetime(2026, 1, 1)),
+            "referral.received_at",
+        ),
+    ],
+)
+def test_opening_with_bad_data_is_refused(hh: cm.Household, ref: cm.Referral, field: str) -> None:
+    with pytest.raises(cm.InvalidData) as info:
+        cm.decide(None, c.OpenCase("C1", hh, ref), POLICY, T0, actor=WORKER)
+    assert info.value.field == field
+
+
+def test_open_against_an_existing_case_is_an_unknown_command() -> None:
+    d = Driver()
+    with pytest.raises(cm.UnknownCommand):
+        d.do(c.OpenCase("C1", household(), referral()))
+
+
+def test_a_duplicate_registry_hit_at_opening_hands_over() -> None:
+    other = cm.Agency("dong-centre-3", "Another centre")
+    decision = cm.decide(
+        None,
+        c.OpenCase("C1", household(), referral()),
+        POLICY,
+        T0,
+        actor=WORKER,
+        facts=cm.Facts(managed_elsewhere_by=other),
+    )
+    assert [e.event for e in decision.events] == ["open", "hand_over"]
+    assert decision.case.state is S.HANDED_OVER
+    assert decision.case.handed_over_to == other
+    assert "dong-centre-3" in decision.events[-1].note
+
+
+def test_derived_values_are_recorded_in_the_event() -> None:
+    d = reach(S.PLANNING)
+    d.do(c.RecordConsent(consent_for("p")))
+    d.do(
+        c.LinkService(cm.ServiceItem("S9", "N1", "tutoring", cm.Agency("p"), cm.ResourceKind.INFORMAL, d.now))
+    )
+    item = d.case.service_item("S9")
+    assert item is not None
+    assert item.time_limit == d.now + dt.timedelta(days=183)
+    payload = d.events[-1].payload
+    assert isinstance(payload, c.LinkService)
+    assert payload.item.time_limit == item.time_limit
+
+
+def consent_for(agency: str) -> cm.Consent:
+    return cm.Consent(
+        f"share-{agency}", cm.ConsentScope.SHARING, "parent", cm.ConsentGiver.PERSON, "parent", T0, agency
+    )

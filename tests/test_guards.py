@@ -1,0 +1,301 @@
+"""Each guard, both ways: every allowing and every refusing outcome it can give."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import attrs
+import pytest
+
+import casemgmt_core as cm
+from casemgmt_core import commands as c
+from casemgmt_core.guards import GUARD_REASONS, GUARDS, Reason
+
+from .support import POLICY, SUPERVISOR, T0, Driver, consent, household, reach, to_screening
+
+S = cm.CaseState
+R = Reason
+Scenario = tuple[Driver, c.Command, cm.Policy, cm.Facts]
+OTHER = cm.Agency("other-centre", "Other welfare centre")
+
+
+def _d(state: S) -> Driver:
+    return reach(state)
+
+
+def _no_consent_screening() -> Driver:
+    d = Driver()
+    to_screening(d, consents=False)
+    return d
+
+
+def _with_override(d: Driver) -> Driver:
+    d.do(c.InvokeStatutoryOverride(cm.StatutoryGround.CHILD_ABUSE))
+    return d
+
+
+def _filed(d: Driver) -> Driver:
+    _with_override(d)
+    d.do(c.FileMandatoryReport(cm.StatutoryGround.CHILD_ABUSE, "REF-1"))
+    return d
+
+
+def _policy(**eligibility: object) -> cm.Policy:
+    return attrs.evolve(POLICY, eligibility=attrs.evolve(POLICY.eligibility, **eligibility))
+
+
+def _item(
+    provider: str = "provider-1", *, need: str = "N1", service: str = "job_placement", days: int | None = None
+) -> cm.ServiceItem:
+    limit = T0 + dt.timedelta(days=days) if days is not None else None
+    return cm.ServiceItem("S-new", need, service, cm.Agency(provider), cm.ResourceKind.FORMAL, T0, limit)
+
+
+def _planning_with_sharing(provider: str = "provider-1") -> Driver:
+    d = _d(S.PLANNING)
+    d.do(c.RecordConsent(consent(cm.ConsentScope.SHARING, f"share-{provider}", provider)))
+    return d
+
+
+def _consent_by(giver: cm.ConsentGiver, given_by: str, subject: str) -> c.Command:
+    return c.RecordConsent(cm.Consent("k", cm.ConsentScope.SERVICE_PROVISION, given_by, giver, subject, T0))
+
+
+def _s(d: Driver, command: c.Command, policy: cm.Policy = POLICY, facts: cm.Facts | None = None) -> Scenario:
+    return d, command, policy, facts or cm.Facts()
+
+
+SCENARIOS: dict[tuple[str, Reason], Callable[[], Scenario]] = {
+    # consent: given, overridden by statute, missing
+    ("service_consent", R.CONSENT_GIVEN): lambda: _s(_d(S.SCREENING), c.Select()),
+    ("service_consent", R.STATUTORY_OVERRIDE): lambda: _s(
+        _with_override(_no_consent_screening()), c.Select()
+    ),
+    ("service_consent", R.CONSENT_MISSING): lambda: _s(_no_consent_screening(), c.Select()),
+    ("data_consent", R.CONSENT_GIVEN): lambda: _s(
+        _d(S.ASSESSMENT), c.RecordNeed(cm.Need("N", cm.NeedDomain.HEALTH))
+    ),
+    ("data_consent", R.STATUTORY_OVERRIDE): lambda: _s(
+        _without_data_consent(_with_override(_d(S.ASSESSMENT))),
+        c.RecordNeed(cm.Need("N", cm.NeedDomain.HEALTH)),
+    ),
+    ("data_consent", R.CONSENT_MISSING): lambda: _s(
+        _without_data_consent(_d(S.ASSESSMENT)), c.RecordNeed(cm.Need("N", cm.NeedDomain.HEALTH))
+    ),
+    ("sharing_consent", R.CONSENT_GIVEN): lambda: _s(_planning_with_sharing(), c.LinkService(_item())),
+    ("sharing_consent", R.STATUTORY_OVERRIDE): lambda: _s(
+        _with_override(_d(S.PLANNING)), c.LinkService(_item())
+    ),
+    ("sharing_consent", R.CONSENT_MISSING): lambda: _s(
+        _planning_with_sharing("someone-else"), c.LinkService(_item())
+    ),
+    ("valid_consent_giver", R.CONSENT_GIVER_VALID): lambda: _s(
+        _d(S.INTAKE), _consent_by(cm.ConsentGiver.GUARDIAN, "parent", "child")
+    ),
+    ("valid_consent_giver", R.CONSENT_GIVER_INVALID): lambda: _s(
+        _d(S.INTAKE), _consent_by(cm.ConsentGiver.PERSON, "child", "child")
+    ),
+    ("ground_enabled", R.GROUND_ENABLED): lambda: _s(
+        _d(S.INTAKE), c.InvokeStatutoryOverride(cm.StatutoryGround.CHILD_ABUSE)
+    ),
+    ("ground_enabled", R.GROUND_NOT_ENABLED): lambda: _s(
+        _d(S.INTAKE), c.InvokeStatutoryOverride(cm.StatutoryGround.ELDER_ABUSE)
+    ),
+    ("report_pending", R.REPORT_PENDING): lambda: _s(
+        _with_override(_d(S.INTAKE)), c.FileMandatoryReport(cm.StatutoryGround.CHILD_ABUSE, "REF")
+    ),
+    ("report_pending", R.NO_PENDING_REPORT): lambda: _s(
+        _filed(_d(S.INTAKE)), c.FileMandatoryReport(cm.StatutoryGround.CHILD_ABUSE, "REF-2")
+    ),
+    ("reports_filed", R.REPORTS_FILED): lambda: _s(
+        _filed(_d(S.SERVICE)), c.Close(cm.ClosureReason.GOALS_MET)
+    ),
+    ("reports_filed", R.MANDATORY_REPORT_PENDING): lambda: _s(
+        _with_override(_d(S.SERVICE)), c.Close(cm.ClosureReason.GOALS_MET)
+    ),
+    ("no_statutory_duty", R.NO_STATUTORY_DUTY): lambda: _s(_d(S.SCREENING), c.Decline("not complex")),
+    ("no_statutory_duty", R.STATUTORY_DUTY_ACTIVE): lambda: _s(
+        _filed(_d(S.SCREENING)), c.Decline("not complex")
+    ),
+    # eligibility
+    ("eligibility", R.ELIGIBLE): lambda: _s(_d(S.SCREENING), c.Select()),
+    ("eligibility", R.OUT_OF_JURISDICTION): lambda: _s(
+        _d(S.SCREENING), c.Select(), _policy(jurisdiction=frozenset({"R2"}))
+    ),
+    ("eligibility", R.INFORMATION_ONLY): lambda: _s(_findings(information_only=True), c.Select()),
+    ("eligibility", R.COUNSELLING_ONLY): lambda: _s(_findings(counselling_only=True), c.Select()),
+    ("eligibility", R.NOT_COMPLEX): lambda: _s(_d(S.SCREENING), c.Select(), _policy(min_crisis_factors=3)),
+    ("eligibility", R.TARGET_RULE_UNMET): lambda: _s(
+        _d(S.SCREENING), c.Select(), _policy(target_child_age=(10, 13))
+    ),
+    # duplicate service
+    ("not_managed_elsewhere", R.NOT_MANAGED_ELSEWHERE): lambda: _s(_d(S.SCREENING), c.Select()),
+    ("not_managed_elsewhere", R.MANAGED_ELSEWHERE): lambda: _s(
+        _d(S.SCREENING), c.Select(), facts=cm.Facts(managed_elsewhere_by=OTHER)
+    ),
+    ("service_not_duplicated", R.SERVICE_NOT_LINKED): lambda: _s(
+        _planning_with_sharing(), c.LinkService(_item())
+    ),
+    ("service_not_duplicated", R.SERVICE_ALREADY_LINKED): lambda: _s(_d(S.SERVICE), c.LinkService(_item())),
+    ("within_time_limit", R.WITHIN_TIME_LIMIT): lambda: _s(
+        _planning_with_sharing(), c.LinkService(_item(days=183))
+    ),
+    ("within_time_limit", R.TIME_LIMIT_EXCEEDS_POLICY): lambda: _s(
+        _planning_with_sharing(), c.LinkService(_item(days=184))
+    ),
+    # stage completeness
+    ("crisis_factors_recorded", R.CRISIS_FACTORS_RECORDED): lambda: _s(
+        _factor(_d(S.INTAKE)), c.CompleteIntake()
+    ),
+    ("crisis_factors_recorded", R.NO_CRISIS_FACTORS): lambda: _s(_d(S.INTAKE), c.CompleteIntake()),
+    ("needs_recorded", R.NEEDS_RECORDED): lambda: _s(_d(S.PLANNING), c.SetGoal(cm.Goal("G", "x"))),
+    ("needs_recorded", R.NO_NEEDS_RECORDED): lambda: _s(_d(S.ASSESSMENT), c.CompleteAssessment()),
+    ("plan_has_goals", R.GOALS_SET): lambda: _s(_goal(_d(S.PLANNING)), c.ApprovePlan()),
+    ("plan_has_goals", R.NO_GOALS): lambda: _s(_d(S.PLANNING), c.ApprovePlan()),
+    # closure, after-care, recurrence
+    ("closure_reason_fits", R.CLOSURE_REASON_FITS): lambda: _s(
+        _d(S.SERVICE), c.Close(cm.ClosureReason.GOALS_MET)
+    ),
+    ("closure_reason_fits", R.CLOSURE_REASON_NOT_ALLOWED): lambda: _s(
+        _d(S.ASSESSMENT), c.Close(cm.ClosureReason.GOALS_MET)
+    ),
+    ("aftercare_justified", R.AFTERCARE_JUSTIFIED): lambda: _s(_d(S.CLOSED), c.StartAftercare("fragile")),
+    ("aftercare_justified", R.AFTERCARE_NOT_JUSTIFIED): lambda: _s(_d(S.CLOSED), c.StartAftercare("  ")),
+    ("aftercare_justified", R.AFTERCARE_NOT_APPLICABLE): lambda: _s(
+        _closed_for(cm.ClosureReason.MOVED_AWAY), c.StartAftercare("fragile")
+    ),
+    ("reopenable", R.REOPENABLE): lambda: _s(_d(S.CLOSED), c.Reopen("again")),
+    ("reopenable", R.CLOSED_BY_DEATH): lambda: _s(_closed_for(cm.ClosureReason.DEATH), c.Reopen("again")),
+}
+
+
+def _without_data_consent(d: Driver) -> Driver:
+    d.do(c.WithdrawConsent("personal_data"))
+    return d
+
+
+def _findings(**flags: bool) -> Driver:
+    d = _d(S.SCREENING)
+    d.do(c.RecordIntakeFindings(**flags))
+    return d
+
+
+def _factor(d: Driver) -> Driver:
+    d.do(c.RecordCrisisFactor(cm.CrisisFactor.HOUSING))
+    return d
+
+
+def _goal(d: Driver) -> Driver:
+    d.do(c.SetGoal(cm.Goal("G1", "work", ["N1"])))
+    return d
+
+
+def _closed_for(reason: cm.ClosureReason) -> Driver:
+    d = _d(S.ASSESSMENT)
+    d.do(c.Close(reason))
+    return d
+
+
+def test_scenarios_cover_every_guard_outcome() -> None:
+    expected = {(g, r) for g, reasons in GUARD_REASONS.items() for r in reasons}
+    assert set(SCENARIOS) == expected
+    assert set(GUARD_REASONS) == set(GUARDS)
+
+
+@pytest.mark.parametrize(
+    ("guard", "reason"), sorted(SCENARIOS), ids=[f"{g}-{r.value}" for g, r in sorted(SCENARIOS)]
+)
+def test_guard_outcome(guard: str, reason: Reason) -> None:
+    d, command, policy, facts = SCENARIOS[(guard, reason)]()
+    verdict = GUARDS[guard](d.case, command, policy, d.now, facts)
+    assert verdict.guard == guard
+    assert verdict.reason is reason
+    allowing = reason is GUARD_REASONS[guard][0] or reason is R.STATUTORY_OVERRIDE
+    assert verdict.allowed is allowing
+    d.policy = policy
+    before = d.case
+    if allowing:
+        assert verdict.message == ""
+        after = d.do(command, facts=facts, actor=SUPERVISOR)
+        assert after.version == before.version + 1
+    else:
+        assert len(verdict.message) > 20, "a refusal says what is missing"
+        with pytest.raises(cm.TransitionRefused) as info:
+            d.do(command, facts=facts, actor=SUPERVISOR)
+        error = info.value
+        assert (error.guard, error.reason, error.event, error.state) == (
+            guard,
+            reason.value,
+            command.event,
+            before.state.value,
+        )
+        assert error.message == verdict.message
+        assert d.case is before
+
+
+def test_statutory_override_records_basis_actor_and_report() -> None:
+    d = _no_consent_screening()
+    d.do(c.InvokeStatutoryOverride(cm.StatutoryGround.CHILD_ABUSE), days=0.01)
+    override = d.case.statutory_override
+    assert override is not None
+    assert override.actor_id == "worker-1"
+    assert "아동학대" in override.legal_basis
+    assert d.events[-1].legal_basis == override.legal_basis
+    [report] = d.case.mandatory_reports
+    assert report.reference is None
+    assert report.due_at == d.now  # "at once": report_within_hours = 0 by default
+    # The override lets the case proceed without consent, and each such step names the basis.
+    d.do(c.Select())
+    assert d.events[-1].legal_basis == override.legal_basis
+
+
+def test_override_bypasses_consent_only() -> None:
+    d = _with_override(_no_consent_screening())
+    d.do(c.Select())
+    with pytest.raises(cm.TransitionRefused) as info:
+        d.do(c.CompleteAssessment())
+    assert info.value.guard == "needs_recorded"
+    elsewhere = Driver("C2", hh=household("H9", region="R9"), policy=_policy(jurisdiction=frozenset({"R1"})))
+    to_screening(elsewhere, consents=False)
+    _with_override(elsewhere)
+    with pytest.raises(cm.TransitionRefused) as info:
+        elsewhere.do(c.Select())
+    assert info.value.reason == "out_of_jurisdiction"
+
+
+def test_withdrawing_the_last_service_consent_closes_the_case() -> None:
+    d = reach(S.SERVICE)
+    closed = d.do(c.WithdrawConsent("service_provision"))
+    assert closed.state is S.CLOSED
+    assert closed.closure is not None
+    assert closed.closure.reason is cm.ClosureReason.CONSENT_WITHDRAWN
+
+
+def test_withdrawal_does_not_close_under_a_statutory_basis() -> None:
+    d = _filed(reach(S.SERVICE))
+    after = d.do(c.WithdrawConsent("service_provision"))
+    assert after.state is S.SERVICE
+    assert not after.active_consents(cm.ConsentScope.SERVICE_PROVISION)
+
+
+def test_withdrawing_another_scope_keeps_the_stage() -> None:
+    d = reach(S.SERVICE)
+    after = d.do(c.WithdrawConsent("share-provider"))
+    assert after.state is S.SERVICE
+    with pytest.raises(cm.TransitionRefused) as info:
+        d.do(c.LinkService(_item(service="counselling")))
+    assert info.value.guard == "sharing_consent"
+
+
+def test_low_income_is_priority_not_a_condition() -> None:
+    d = reach(S.SCREENING)
+    assert not d.case.household.low_income
+    assert d.do(c.Select()).state is S.ASSESSMENT
+
+
+def test_programme_target_rule_accepts_a_child_in_range() -> None:
+    d = reach(S.SCREENING)
+    d.policy = _policy(target_child_age=(6, 13))
+    assert d.case.household.members[1].age_on(d.now.date()) == 8
+    assert d.do(c.Select()).state is S.ASSESSMENT

@@ -1,0 +1,287 @@
+"""Every state and every transition of the lifecycle: defined, drawn, and exercised."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import casemgmt_core as cm
+from casemgmt_core import commands as c
+from casemgmt_core.lifecycle import (
+    ACTIVE_STATES,
+    DEFINITION,
+    EVENTS,
+    TABLE,
+    build_machine,
+    transition_triples,
+)
+
+from .support import SUPERVISOR, WORKER, Driver, consent, reach
+
+S = cm.CaseState
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _link(d: Driver) -> c.Command:
+    d.do(c.RecordConsent(consent(cm.ConsentScope.SHARING, "share-p9", "p9")))
+    return c.LinkService(
+        cm.ServiceItem("S9", "N1", "tutoring", cm.Agency("p9"), cm.ResourceKind.INFORMAL, d.now)
+    )
+
+
+def _end(d: Driver) -> c.Command:
+    if d.case.service_item("S1") is not None:
+        return c.EndService("S1", "done")
+    d.do(_link(d))
+    return c.EndService("S9", "done")
+
+
+def _withdraw_service(d: Driver) -> c.Command:
+    if not d.case.active_consents(cm.ConsentScope.SERVICE_PROVISION):
+        d.do(c.RecordConsent(consent(cm.ConsentScope.SERVICE_PROVISION, "svc-late")))
+    return c.WithdrawConsent(d.case.active_consents(cm.ConsentScope.SERVICE_PROVISION)[0].consent_id)
+
+
+def _withdraw_data(d: Driver) -> c.Command:
+    d.do(c.RecordConsent(consent(cm.ConsentScope.PERSONAL_DATA, "data-late")))
+    return c.WithdrawConsent("data-late")
+
+
+def _file(d: Driver) -> c.Command:
+    d.do(c.InvokeStatutoryOverride(cm.StatutoryGround.CHILD_ABUSE))
+    return c.FileMandatoryReport(cm.StatutoryGround.CHILD_ABUSE, "POL-2026-1")
+
+
+def _close(d: Driver) -> c.Command:
+    ok = d.case.state in (S.SERVICE, S.REASSESSMENT)
+    return c.Close(cm.ClosureReason.GOALS_MET if ok else cm.ClosureReason.UNREACHABLE)
+
+
+def _with(pre: c.Command, then: c.Command) -> Callable[[Driver], c.Command]:
+    def make(d: Driver) -> c.Command:
+        d.do(pre)
+        return then
+
+    return make
+
+
+def _const(command: c.Command) -> Callable[[Driver], c.Command]:
+    return lambda d: command
+
+
+# For each event: how to make it acceptable in any of its source states (setup, then the command).
+RECIPES: dict[str, Callable[[Driver], c.Command]] = {
+    "start_intake": _const(c.StartIntake()),
+    "hand_over": _const(c.HandOver(cm.Agency("child-protection", "아동보호전문기관"))),
+    "complete_intake": _with(c.RecordCrisisFactor(cm.CrisisFactor.ILLNESS), c.CompleteIntake()),
+    "select": _const(c.Select()),
+    "redirect": _const(c.Redirect("emergency_livelihood")),
+    "refer_to_counselling": _const(c.ReferToCounselling()),
+    "decline": _const(c.Decline("the household refused")),
+    "complete_assessment": _with(c.RecordNeed(cm.Need("N1", cm.NeedDomain.HEALTH)), c.CompleteAssessment()),
+    "approve_plan": _with(c.SetGoal(cm.Goal("G1", "work")), c.ApprovePlan()),
+    "start_reassessment": _const(c.StartReassessment("needs changed")),
+    "revise_plan": _const(c.RevisePlan()),
+    "resume_service": _const(c.ResumeService()),
+    "declare_crisis": _const(c.DeclareCrisis("eviction")),
+    "close": _close,
+    "start_aftercare": _const(c.StartAftercare("fragile after closure")),
+    "complete_aftercare": _const(c.CompleteAftercare()),
+    "reopen": _const(c.Reopen("the crisis came back")),
+    "assign": _const(c.AssignCaseworker("worker-2")),
+    "record_crisis_factor": _const(c.RecordCrisisFactor(cm.CrisisFactor.ISOLATION)),
+    "record_intake_findings": _const(c.RecordIntakeFindings(wanted_change="stable housing")),
+    "record_consent": _const(c.RecordConsent(consent(cm.ConsentScope.SHARING, "share-x", "x"))),
+    "invoke_override": _const(c.InvokeStatutoryOverride(cm.StatutoryGround.CHILD_ABUSE)),
+    "file_report": _file,
+    "record_need": _const(c.RecordNeed(cm.Need("N9", cm.NeedDomain.LEGAL))),
+    "record_strength": _const(c.RecordStrength(cm.Strength("a helpful neighbour"))),
+    "set_goal": _const(c.SetGoal(cm.Goal("G9", "pay off the debt"))),
+    "achieve_goal": _const(c.AchieveGoal("G1")),
+    "schedule_conference": lambda d: c.ScheduleConference(cm.CaseConference("CC9", d.now, ["lead-1"])),
+    "link_service": _link,
+    "end_service": _end,
+    "record_journal": _const(c.RecordJournal(cm.JournalKind.NEW_FINDING, "new debts found")),
+}
+
+
+def _driver_for(source: S, event: str, dest: S) -> Driver:
+    if event == "resolve_crisis":
+        d = reach(dest)
+        d.do(c.DeclareCrisis("sudden hospitalisation"))
+        return d
+    if event == "withdraw_consent" and source is S.CRISIS:
+        return reach(S.CRISIS)
+    return reach(source)
+
+
+def _triples() -> list[tuple[str, str, str]]:
+    return sorted(t for t in transition_triples() if t[0] is not None)  # type: ignore[misc]
+
+
+def test_recipes_cover_every_event() -> None:
+    assert set(RECIPES) | {"open", "resolve_crisis", "withdraw_consent"} == set(EVENTS)
+
+
+@pytest.mark.parametrize(("source", "event", "dest"), _triples(), ids=["-".join(t) for t in _triples()])
+def test_every_transition_is_accepted_and_lands_where_defined(source: str, event: str, dest: str) -> None:
+    d = _driver_for(S(source), event, S(dest))
+    assert d.case.state is S(source)
+    if event == "resolve_crisis":
+        command: c.Command = c.ResolveCrisis("stable again")
+    elif event == "withdraw_consent":
+        command = _withdraw_service(d) if dest == "closed" and source != dest else _withdraw_data(d)
+    else:
+        command = RECIPES[event](d)
+    before = d.case
+    actor = SUPERVISOR if event in ("approve_plan", "reopen") else WORKER
+    after = d.do(command, actor=actor)
+    assert after.state is S(dest)
+    assert after.version == before.version + 1
+    assert d.events[-1].event == event
+    assert (d.events[-1].source, d.events[-1].target) == (S(source), S(dest))
+    assert cm.replay(d.events) == after
+
+
+def test_open_creates_a_case_in_the_initial_state() -> None:
+    d = Driver()
+    assert d.case.state is S.REFERRED
+    assert d.case.version == 1
+    assert [e.event for e in d.events] == ["open"]
+    assert (None, "open", "referred") in transition_triples()
+
+
+def test_every_state_of_the_domain_exists_and_is_reachable() -> None:
+    reached = {S.REFERRED} | {S(t[2]) for t in transition_triples()}
+    assert reached == set(S)
+    assert set(S) == {
+        S.REFERRED,
+        S.INTAKE,
+        S.SCREENING,
+        S.ASSESSMENT,
+        S.PLANNING,
+        S.SERVICE,
+        S.REASSESSMENT,
+        S.CRISIS,
+        S.CLOSED,
+        S.AFTERCARE,
+        S.REDIRECTED,
+        S.GENERAL_COUNSELLING,
+        S.DECLINED,
+        S.HANDED_OVER,
+    }
+
+
+def test_the_domain_cycle_and_exits_are_in_the_definition() -> None:
+    moves = {(s, e, d) for s, e, d in transition_triples() if s != d}
+    expected = {
+        ("referred", "start_intake", "intake"),
+        ("intake", "complete_intake", "screening"),
+        ("screening", "select", "assessment"),
+        ("assessment", "complete_assessment", "planning"),
+        ("planning", "approve_plan", "service"),
+        ("service", "start_reassessment", "reassessment"),
+        ("reassessment", "revise_plan", "planning"),
+        ("reassessment", "resume_service", "service"),
+        ("service", "close", "closed"),
+        ("closed", "start_aftercare", "aftercare"),
+        ("aftercare", "reopen", "intake"),
+        ("closed", "reopen", "intake"),
+        ("screening", "redirect", "redirected"),
+        ("screening", "refer_to_counselling", "general_counselling"),
+        ("screening", "decline", "declined"),
+        ("referred", "hand_over", "handed_over"),
+    }
+    expected |= {(s.value, "declare_crisis", "crisis") for s in ACTIVE_STATES}
+    expected |= {("crisis", "resolve_crisis", s.value) for s in ACTIVE_STATES}
+    assert expected <= moves
+
+
+def test_final_states_accept_nothing() -> None:
+    for state in (S.REDIRECTED, S.GENERAL_COUNSELLING, S.DECLINED, S.HANDED_OVER):
+        assert cm.allowed_events(state) == ()
+
+
+def test_closed_cases_accept_only_reopen_and_aftercare() -> None:
+    assert set(cm.allowed_events(S.CLOSED)) == {"reopen", "start_aftercare"}
+
+
+def test_unknown_command_lists_what_is_allowed() -> None:
+    d = reach(S.INTAKE)
+    with pytest.raises(cm.UnknownCommand) as info:
+        d.do(c.ApprovePlan())
+    assert info.value.state == "intake"
+    assert info.value.event == "approve_plan"
+    assert "complete_intake" in info.value.allowed
+    assert "approve_plan" not in info.value.allowed
+    assert "allowed here" in str(info.value)
+
+
+def test_the_machine_validates_the_definition() -> None:
+    machine = build_machine()
+    assert set(machine.states) == {s.value for s in S}
+    assert set(machine.events) == set(EVENTS) - {"open"}
+    assert len(DEFINITION) > 0
+    assert all(key[1] in machine.events for key in TABLE)
+
+
+def test_mermaid_and_dot_draw_every_state_and_move() -> None:
+    mermaid = cm.to_mermaid()
+    dot = cm.to_dot()
+    for state in S:
+        assert f'state "{state.value}" as {state.value}' in mermaid
+        assert f"{state.value} [label=" in dot
+    for source, event, dest in transition_triples():
+        if source is None or source == dest:
+            continue
+        assert f"{source} --> {dest}:" in mermaid
+        assert event in mermaid
+        assert f"{source} -> {dest}" in dot
+    assert "[*] --> referred" in mermaid
+
+
+def test_diagram_with_records_shows_internal_events() -> None:
+    assert "service --> service: " in cm.to_mermaid(include_records=True)
+    assert "service --> service: " not in cm.to_mermaid()
+
+
+def test_committed_diagram_is_up_to_date() -> None:
+    from casemgmt_core.diagram import lifecycle_page
+
+    regenerate = "run: python -m casemgmt_core.diagram docs/"
+    assert (ROOT / "docs" / "lifecycle.md").read_text(encoding="utf-8") == lifecycle_page(), regenerate
+    assert (ROOT / "docs" / "lifecycle.dot").read_text(encoding="utf-8") == cm.to_dot(), regenerate
+
+
+def test_crisis_resumes_the_stage_it_interrupted() -> None:
+    for state in ACTIVE_STATES:
+        d = reach(state)
+        d.do(c.DeclareCrisis("fire"))
+        assert d.case.resume_state is state
+        resumed = d.do(c.ResolveCrisis())
+        assert resumed.state is state
+        assert resumed.resume_state is None
+
+
+def test_reopen_starts_a_new_episode() -> None:
+    d = reach(S.CLOSED)
+    reopened = d.do(c.Reopen("lost the job again"), actor=SUPERVISOR, days=200)
+    assert reopened.state is S.INTAKE
+    assert reopened.episode == 2
+    assert reopened.closure is None
+    assert reopened.episode_started_at == d.now
+    assert reopened.opened_at < reopened.episode_started_at
+
+
+def test_time_advances_state_entered_at_only_on_moves() -> None:
+    d = reach(S.SERVICE)
+    entered = d.case.state_entered_at
+    d.do(c.RecordJournal(cm.JournalKind.CONTACT, "home visit"), days=3)
+    assert d.case.state_entered_at == entered
+    assert d.case.last_contact_at == d.now
+    d.do(c.StartReassessment(), days=1)
+    assert d.case.state_entered_at == d.now
+    assert d.case.state_entered_at - entered == dt.timedelta(days=4)
