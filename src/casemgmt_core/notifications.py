@@ -24,6 +24,11 @@ def _note(event: Event, kind: NotificationKind, recipient: str, **data: str) -> 
     )
 
 
+def _authorities(authority: str) -> list[str]:
+    names = [a.strip() for a in authority.split(";")]
+    return list(dict.fromkeys(a for a in names if a)) or [authority]
+
+
 def notifications_for(events: Iterable[Event]) -> tuple[Notification, ...]:
     """The notifications ``events`` trigger."""
     out: list[Notification] = []
@@ -32,16 +37,19 @@ def notifications_for(events: Iterable[Event]) -> tuple[Notification, ...]:
         if isinstance(p, c.AssignCaseworker):
             out.append(_note(event, NotificationKind.ASSIGNMENT, p.caseworker_id))
         elif isinstance(p, c.InvokeStatutoryOverride):
-            out.append(
-                _note(
-                    event,
-                    NotificationKind.MANDATORY_REPORT,
-                    p.authority,
-                    ground=p.ground.value,
-                    legal_basis=p.legal_basis,
-                    due_at=p.report_due_at.isoformat() if p.report_due_at else "",
+            # A policy may name several authorities ("police-112; 노인보호전문기관"): each is told
+            # separately, so that one unreachable authority does not hold back the others.
+            for authority in _authorities(p.authority):
+                out.append(
+                    _note(
+                        event,
+                        NotificationKind.MANDATORY_REPORT,
+                        authority,
+                        ground=p.ground.value,
+                        legal_basis=p.legal_basis,
+                        due_at=p.report_due_at.isoformat() if p.report_due_at else "",
+                    )
                 )
-            )
         elif isinstance(p, c.HandOver):
             out.append(_note(event, NotificationKind.HAND_OVER, p.agency.id))
         elif isinstance(p, c.LinkService) and p.item.resource is ResourceKind.FORMAL:
