@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = sorted(p for p in (ROOT / "docs").glob("*.md") if "```python" in p.read_text(encoding="utf-8"))
+PAGES = sorted(
+    p
+    for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    if "```python" in p.read_text(encoding="utf-8")
+)
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
 def test_there_are_pages_with_code() -> None:
     assert ROOT / "docs" / "getting-started.md" in PAGES
+    assert ROOT / "README.md" in PAGES
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])

@@ -266,3 +266,23 @@ def test_the_journal_is_read_from_the_events() -> None:
     case = m.get("C1")
     assert case.journal_size == 2
     assert case.last_contact_at == entries[1].recorded_at
+
+
+def test_observer_sees_each_committed_decision_with_its_verdicts() -> None:
+    seen: list[cm.Decision] = []
+    m = manager(observe=seen.append)
+    opened(m)
+    m.handle("C1", c.StartIntake(), actor=WORKER)
+    with pytest.raises(cm.TransitionRefused):
+        m.handle("C1", c.CompleteIntake(), actor=WORKER)
+    m.handle("C1", c.RecordCrisisFactor(cm.CrisisFactor.DEBT), actor=WORKER)
+    m.handle("C1", c.CompleteIntake(), actor=WORKER)
+    assert [d.events[-1].event for d in seen] == [
+        "open",
+        "start_intake",
+        "record_crisis_factor",
+        "complete_intake",
+    ]
+    assert [(v.guard, v.reason) for v in seen[-1].verdicts] == [
+        ("crisis_factors_recorded", cm.Reason.CRISIS_FACTORS_RECORDED)
+    ]

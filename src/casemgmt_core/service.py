@@ -52,7 +52,9 @@ class CaseManager:
     """The engine as an embedding system uses it.
 
     ``store`` is required; ``notifier`` and ``registry`` default to none; ``clock`` returns
-    timezone-aware datetimes (default: UTC now); ``new_id`` names new cases.
+    timezone-aware datetimes (default: UTC now); ``new_id`` names new cases; ``observe`` is
+    called with every committed :class:`~casemgmt_core.Decision` (events and the guards' verdicts),
+    e.g. for metrics or test coverage.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class CaseManager:
         registry: DuplicateRegistry | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        observe: Callable[[Decision], None] | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -71,6 +74,7 @@ class CaseManager:
         self.registry: DuplicateRegistry = registry or NoRegistry()
         self.clock = clock
         self.new_id = new_id
+        self.observe = observe
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -253,6 +257,8 @@ class CaseManager:
         notes = notifications_for(decision.events)
         deadline = next_deadline(decision.case, self.policy)
         self.store.commit(Commit(decision.case, decision.events, notes, expected_version, deadline))
+        if self.observe is not None:
+            self.observe(decision)
         if self.notifier is not None and notes:
             self._deliver(notes)
         return decision.case
