@@ -83,6 +83,7 @@ def test_naive_datetimes_are_refused() -> None:
         (c.RecordJournal(cm.JournalKind.CONTACT, "visit", member_id="stranger"), "member_id"),
         (c.SetGoal(cm.Goal("G1", "duplicate id")), "goal.goal_id"),
         (c.ApprovePlan(conference_id="CC-missing"), "conference_id"),
+        (c.HoldConference("CC-missing", "nothing"), "conference_id"),
     ],
 )
 def test_references_to_missing_things_are_invalid_data(command: c.Command, field: str) -> None:

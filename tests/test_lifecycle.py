@@ -102,6 +102,10 @@ RECIPES: dict[str, Callable[[Driver], c.Command]] = {
     "set_goal": _const(c.SetGoal(cm.Goal("G9", "pay off the debt"))),
     "achieve_goal": _const(c.AchieveGoal("G1")),
     "schedule_conference": lambda d: c.ScheduleConference(cm.CaseConference("CC9", d.now, ["lead-1"])),
+    "hold_conference": lambda d: _with(
+        c.ScheduleConference(cm.CaseConference("CC8", d.now, ["lead-1"])),
+        c.HoldConference("CC8", "plan agreed with the family"),
+    )(d),
     "link_service": _link,
     "end_service": _end,
     "record_journal": _const(c.RecordJournal(cm.JournalKind.NEW_FINDING, "new debts found")),

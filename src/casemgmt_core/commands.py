@@ -50,6 +50,7 @@ __all__ = [
     "EndService",
     "FileMandatoryReport",
     "HandOver",
+    "HoldConference",
     "InvokeStatutoryOverride",
     "LinkService",
     "OpenCase",
@@ -305,6 +306,22 @@ class ScheduleConference(Command):
 
 
 @frozen
+class HoldConference(Command):
+    """Record that a scheduled case conference took place, and what it decided."""
+
+    event: ClassVar[str] = "hold_conference"
+    conference_id: str
+    decisions: str
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        held = tuple(
+            evolve(x, held=True, decisions=self.decisions) if x.conference_id == self.conference_id else x
+            for x in case.conferences
+        )
+        return {"conferences": held}
+
+
+@frozen
 class ApprovePlan(Command):
     """Approve the service plan (optionally by a case conference) and start services."""
 
@@ -477,6 +494,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         SetGoal,
         AchieveGoal,
         ScheduleConference,
+        HoldConference,
         ApprovePlan,
         LinkService,
         EndService,

@@ -445,7 +445,15 @@ def _check_start_aftercare(case: Case, command: c.Command) -> None:
     _aware(command.until, "until")
 
 
+def _check_hold_conference(case: Case, command: c.Command) -> None:
+    assert isinstance(command, c.HoldConference)
+    pending = [x.conference_id for x in case.conferences if not x.held]
+    if command.conference_id not in pending:
+        raise _missing("conference not yet held", command.conference_id, pending, "conference_id")
+
+
 _CHECKS: dict[type[c.Command], Callable[[Case, c.Command], None]] = {
+    c.HoldConference: _check_hold_conference,
     c.RecordConsent: _check_record_consent,
     c.WithdrawConsent: _check_withdraw_consent,
     c.RecordNeed: _check_record_need,

@@ -117,6 +117,7 @@ DEFINITION: tuple[TransitionSpec, ...] = (
     _t("set_goal", [S.PLANNING, S.REASSESSMENT], None, ["service_consent"]),
     _t("achieve_goal", [S.SERVICE, S.REASSESSMENT], None),
     _t("schedule_conference", [*_WORKING, S.CRISIS], None),
+    _t("hold_conference", [*_WORKING, S.CRISIS], None),
     _t(
         "link_service",
         [S.PLANNING, S.SERVICE, S.CRISIS],
