@@ -135,10 +135,6 @@ def show(manager_history: list[cm.Event]) -> None:
 
 
 if __name__ == "__main__":
-    store = None
-    if len(sys.argv) > 1:
-        from casemgmt_core.adapters import open_store  # type: ignore[attr-defined]
-
-        store = open_store(sys.argv[1])
+    store = cm.open_store(sys.argv[1]) if len(sys.argv) > 1 else None
     case = run(store)
     print(f"case {case.case_id}: {cm.label('state', case.state)} ({case.version} events)")

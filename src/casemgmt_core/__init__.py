@@ -6,7 +6,9 @@ with guards (consent, the statutory override of consent, duplicate service, elig
 as data, and pluggable storage and notification adapters.
 """
 
+from .adapters import open_store
 from .adapters.memory import InMemoryRegistry, InMemoryStore, RecordingNotifier
+from .adapters.sqlite import SQLiteStore
 from .commands import (
     AchieveGoal,
     ApprovePlan,
@@ -94,8 +96,11 @@ from .model import (
 )
 from .policy import DEFAULT_POLICY, AccessRules, Eligibility, Policy, StatutoryRule, TimeLimits, load_policy
 from .ports import (
+    BrokenLink,
     CaseQuery,
     CaseStore,
+    ChainProblem,
+    ChainReport,
     Commit,
     DuplicateRegistry,
     NoRegistry,
@@ -103,6 +108,7 @@ from .ports import (
     NotificationKind,
     Notifier,
     Page,
+    PendingNotification,
     Refusal,
 )
 from .schedule import DueItem, DueKind, due
@@ -213,6 +219,12 @@ __all__ = [
     "DuplicateRegistry",
     "NoRegistry",
     "InMemoryStore",
+    "SQLiteStore",
+    "open_store",
+    "PendingNotification",
+    "ChainReport",
+    "BrokenLink",
+    "ChainProblem",
     "InMemoryRegistry",
     "RecordingNotifier",
     # errors

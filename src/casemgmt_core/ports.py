@@ -19,8 +19,11 @@ from .events import Event
 from .model import Agency, Case, CaseState, Household, Need
 
 __all__ = [
+    "BrokenLink",
     "CaseQuery",
     "CaseStore",
+    "ChainProblem",
+    "ChainReport",
     "Commit",
     "DuplicateRegistry",
     "NoRegistry",
@@ -118,11 +121,65 @@ class Page:
     """Pass as ``offset`` for the next page; ``None`` on the last page."""
 
 
+class ChainProblem(StrEnum):
+    """What is wrong at a broken link of a case's hash chain."""
+
+    MISSING = "missing"
+    """A version is absent: an event row was deleted (or the case row claims more events)."""
+    REORDERED = "reordered"
+    """The event stored at this version says it is another version or belongs to another case."""
+    UNLINKED = "unlinked"
+    """The row's link to the previous event's hash does not match that hash."""
+    ALTERED = "altered"
+    """The event's content no longer hashes to the hash recorded when it was committed."""
+    UNREADABLE = "unreadable"
+    """The stored event cannot be loaded at all."""
+    SNAPSHOT = "snapshot"
+    """The stored case disagrees with its events (version, chain head, or replayed content)."""
+    ORPHANED = "orphaned"
+    """Events are stored for a case that has no case record."""
+
+
+@frozen
+class BrokenLink:
+    """The first place where one case's audit chain does not hold."""
+
+    case_id: str
+    version: int
+    problem: ChainProblem
+    detail: str
+
+    def __str__(self) -> str:
+        return f"case {self.case_id}, version {self.version}: {self.problem.value}: {self.detail}"
+
+
+@frozen
+class ChainReport:
+    """What :meth:`CaseStore.verify` found: one :class:`BrokenLink` per broken case (its first),
+    in case id order."""
+
+    cases_checked: int
+    events_checked: int
+    broken: tuple[BrokenLink, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.broken
+
+    @property
+    def first(self) -> BrokenLink | None:
+        return self.broken[0] if self.broken else None
+
+
 @runtime_checkable
 class CaseStore(Protocol):
     """Durable storage of cases, their events, refusals and the notification outbox.
 
     ``commit`` is atomic: the case, its events and its outbox rows are all written, or none.
+    Each case's events form a hash chain (see :func:`casemgmt_core.adapters.chain_hash`) that
+    :meth:`verify` checks. Datetimes given to a store must be timezone-aware; bad input raises
+    :class:`~casemgmt_core.InvalidData` and changes nothing; a backend failure raises
+    :class:`~casemgmt_core.StorageError`.
     """
 
     def commit(self, commit: Commit) -> None: ...
@@ -153,11 +210,21 @@ class CaseStore(Protocol):
         ...
 
     def mark_delivered(self, notification_id: str, at: dt.datetime) -> None:
-        """Record delivery; marking twice keeps the first time."""
+        """Record delivery; marking twice keeps the first time. An id that was never enqueued
+        raises :class:`~casemgmt_core.InvalidData`."""
         ...
 
     def mark_failed(self, notification_id: str, *, error: str, retry_at: dt.datetime) -> None:
-        """Count a failed attempt and hold the notification back until ``retry_at``."""
+        """Count a failed attempt and hold the notification back until ``retry_at``.
+
+        A notification already delivered stays delivered (a late report of a failure is ignored);
+        an id that was never enqueued raises :class:`~casemgmt_core.InvalidData`.
+        """
+        ...
+
+    def verify(self, case_id: str | None = None) -> ChainReport:
+        """Check the hash chain of one case (``CaseNotFound`` if it has neither case nor events)
+        or of every case, and report the first broken link of each broken case."""
         ...
 
 

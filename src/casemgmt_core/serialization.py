@@ -56,7 +56,19 @@ def upcaster(event: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
 def converter() -> cattrs.Converter:
     conv = make_converter(forbid_extra_keys=True)
     conv.register_unstructure_hook(frozenset, lambda s: sorted(conv.unstructure(x) for x in s))
-    conv.register_unstructure_hook(Command, lambda p: conv.unstructure(p, unstructure_as=type(p)))
+    # A predicate hook for the base class only: a class hook would also catch every subclass
+    # and recurse forever; the subclasses use the generated attrs hooks.
+    conv.register_unstructure_hook_func(
+        lambda t: t is Command, lambda p: conv.unstructure(p, unstructure_as=type(p))
+    )
+
+    def structured_payload(value: Any, _: Any) -> Command:
+        # ``structure_event`` structures the payload by its event type before the other fields.
+        if not isinstance(value, Command):
+            raise ValueError("an event payload is structured by its event type")
+        return value
+
+    conv.register_structure_hook_func(lambda t: t is Command, structured_payload)
 
     def unstructure_event(e: Event) -> dict[str, Any]:
         return {

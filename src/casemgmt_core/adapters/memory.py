@@ -11,18 +11,42 @@ from ..errors import CaseNotFound, ConcurrencyConflict, DuplicateCase, InvalidDa
 from ..events import Event
 from ..lifecycle import LIVE_STATES
 from ..model import Agency, Case, Household, Need
-from ..ports import CaseQuery, Commit, Notification, Page, PendingNotification, Refusal
+from ..ports import (
+    BrokenLink,
+    CaseQuery,
+    ChainReport,
+    Commit,
+    Notification,
+    Page,
+    PendingNotification,
+    Refusal,
+)
+from . import (
+    GENESIS,
+    _chain_of,
+    check_chain,
+    check_limit,
+    check_query,
+    check_refusal,
+    prepare_commit,
+    require_aware,
+    unknown_notification,
+)
 
 __all__ = ["InMemoryRegistry", "InMemoryStore", "RecordingNotifier"]
 
 
 class InMemoryStore:
     """A :class:`~casemgmt_core.ports.CaseStore` in dictionaries, with the same guarantees of
-    atomicity and optimistic concurrency as the durable stores (within one process)."""
+    atomicity, optimistic concurrency and hash-chained events as the durable stores (within
+    one process)."""
 
     def __init__(self) -> None:
         self._cases: dict[str, Case] = {}
         self._events: dict[str, list[Event]] = {}
+        self._hashes: dict[str, list[tuple[int, str, str]]] = {}
+        """``(version, previous, hash)`` of each event, in step with ``_events``: what a database
+        row would hold besides the event."""
         self._live_by_household: dict[str, str] = {}
         self._deadlines: dict[str, dt.datetime | None] = {}
         self._refusals: dict[str, list[Refusal]] = {}
@@ -30,6 +54,10 @@ class InMemoryStore:
         self._delivered: dict[str, dt.datetime] = {}
 
     def commit(self, commit: Commit) -> None:
+        # The same validation and event serialisation as the durable stores, so that a commit
+        # this store accepts is one they accept too, and the hash chain is the same. The case
+        # itself is kept as an object, not serialised (simulations commit many times).
+        prepared = prepare_commit(commit, with_case=False)
         case = commit.case
         current = self._cases.get(case.case_id)
         actual = current.version if current is not None else 0
@@ -39,9 +67,6 @@ class InMemoryStore:
                 expected_version=commit.expected_version,
                 actual_version=actual if current is not None else None,
             )
-        expected = list(range(actual + 1, actual + 1 + len(commit.events)))
-        if [e.version for e in commit.events] != expected or case.version != actual + len(commit.events):
-            raise InvalidData("events must continue the case's versions without gaps", field="events")
         household = case.household_id
         live = self._live_by_household.get(household)
         if case.state in LIVE_STATES and live is not None and live != case.case_id:
@@ -50,6 +75,9 @@ class InMemoryStore:
         self._cases[case.case_id] = case
         self._deadlines[case.case_id] = commit.next_deadline
         self._events.setdefault(case.case_id, []).extend(commit.events)
+        chain = self._hashes.setdefault(case.case_id, [])
+        hashes = prepared.hashes(chain[-1][2] if chain else GENESIS)
+        chain.extend((e.version, prev, h) for e, (prev, h) in zip(commit.events, hashes, strict=True))
         if case.state in LIVE_STATES:
             self._live_by_household[household] = case.case_id
         elif live == case.case_id:
@@ -71,6 +99,7 @@ class InMemoryStore:
         return self._live_by_household.get(household_id)
 
     def find(self, query: CaseQuery) -> Page:
+        check_query(query)
         matches = [
             c
             for c in self._cases.values()
@@ -85,12 +114,17 @@ class InMemoryStore:
         return Page(tuple(page), query.offset + query.limit if more else None)
 
     def record_refusal(self, refusal: Refusal) -> None:
+        check_refusal(refusal)
         self._refusals.setdefault(refusal.case_id, []).append(refusal)
 
     def refusals(self, case_id: str) -> Sequence[Refusal]:
         return tuple(self._refusals.get(case_id, ()))
 
     def enqueue(self, notifications: Sequence[Notification]) -> int:
+        for n in notifications:
+            if not isinstance(n, Notification):
+                raise InvalidData(f"expected a Notification, not {type(n).__name__}", field="notifications")
+            require_aware(n.created_at, "notification.created_at")
         new = 0
         for n in notifications:
             if n.notification_id not in self._outbox:
@@ -101,6 +135,9 @@ class InMemoryStore:
     def pending_notifications(
         self, *, now: dt.datetime | None = None, limit: int = 100
     ) -> Sequence[PendingNotification]:
+        check_limit(limit)
+        if now is not None:
+            require_aware(now, "now")
         pending = [
             p
             for k, p in self._outbox.items()
@@ -110,15 +147,47 @@ class InMemoryStore:
         return tuple(pending[:limit])
 
     def mark_delivered(self, notification_id: str, at: dt.datetime) -> None:
-        if notification_id in self._outbox:
-            self._delivered.setdefault(notification_id, at)
+        require_aware(at, "at")
+        self._known(notification_id)
+        self._delivered.setdefault(notification_id, at)
 
     def mark_failed(self, notification_id: str, *, error: str, retry_at: dt.datetime) -> None:
-        entry = self._outbox.get(notification_id)
-        if entry is not None and notification_id not in self._delivered:
+        require_aware(retry_at, "retry_at")
+        entry = self._known(notification_id)
+        if notification_id not in self._delivered:
             self._outbox[notification_id] = evolve(
                 entry, attempts=entry.attempts + 1, last_error=error, next_attempt_at=retry_at
             )
+
+    def _known(self, notification_id: str) -> PendingNotification:
+        try:
+            return self._outbox[notification_id]
+        except KeyError:
+            raise unknown_notification(notification_id) from None
+
+    def verify(self, case_id: str | None = None) -> ChainReport:
+        if case_id is not None and case_id not in self._cases and case_id not in self._events:
+            raise CaseNotFound(case_id)
+        ids = sorted(set(self._cases) | set(self._events)) if case_id is None else [case_id]
+        broken: list[BrokenLink] = []
+        total = 0
+        for cid in ids:
+            case = self._cases.get(cid)
+            chain = self._hashes.get(cid, [])
+            link, checked = check_chain(
+                cid,
+                _chain_of(self._events.get(cid, []), chain),
+                case_version=case.version if case is not None else None,
+                head=chain[-1][2] if chain else GENESIS,
+                stored_case=case,
+            )
+            total += checked
+            if link is not None:
+                broken.append(link)
+        return ChainReport(len(ids), total, tuple(broken))
+
+    def close(self) -> None:
+        """Nothing to release; here so that every bundled store can be closed alike."""
 
 
 def _due_by(deadline: dt.datetime | None, limit: dt.datetime) -> bool:
