@@ -1,0 +1,120 @@
+"""E-mail channel through ``smtplib``: one plain-text message per notification."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Callable, Iterable, Mapping
+from email.message import EmailMessage
+from email.utils import formatdate
+from urllib.parse import quote
+
+from ..errors import InvalidData
+from ..ports import Notification
+from .errors import DeliveryFailed
+from .rendering import STANDARD_FIELDS, Allowlist, idempotency_key
+
+__all__ = ["EmailNotifier", "message_id"]
+
+AddressBook = Mapping[str, str] | Callable[[str], str | None]
+
+
+def message_id(notification: Notification, domain: str) -> str:
+    """A ``Message-ID`` derived from the notification id alone, so a re-sent message has the same one."""
+    return f"<{quote(notification.notification_id, safe='-._~')}@{domain}>"
+
+
+class EmailNotifier:
+    """Sends each notification by SMTP to the address ``addresses`` gives for its recipient.
+
+    ``addresses`` maps a recipient id (a caseworker, an agency, an authority) to an e-mail address,
+    as a mapping or a function. The message carries ``Message-ID`` and ``X-Idempotency-Key``
+    headers derived from the notification id, so a receiving system can drop repeats. Subject and
+    body hold only the fields the allowlist admits. ``starttls`` upgrades the connection (with
+    ``ssl_context``, default: system trust), ``login`` is ``(user, password)``; ``timeout``
+    (seconds) bounds connecting and each exchange.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        sender: str,
+        addresses: AddressBook,
+        timeout: float = 10.0,
+        starttls: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        login: tuple[str, str] | None = None,
+        fields: Iterable[str] = STANDARD_FIELDS,
+        subject_prefix: str = "[casemgmt]",
+    ) -> None:
+        if "@" not in sender:
+            raise InvalidData(f"not an e-mail address: {sender!r}", field="sender")
+        if not timeout > 0:
+            raise InvalidData(f"must be more than 0 seconds, got {timeout}", field="timeout")
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.addresses = addresses
+        self.timeout = timeout
+        self.starttls = starttls
+        self.ssl_context = ssl_context
+        self.login = login
+        self.allowlist = Allowlist(fields)
+        self.subject_prefix = subject_prefix
+        self.domain = sender.rpartition("@")[2]
+
+    def _address(self, recipient: str) -> str | None:
+        if callable(self.addresses):
+            return self.addresses(recipient)
+        return self.addresses.get(recipient)
+
+    def build(self, notification: Notification) -> EmailMessage:
+        """The message that :meth:`send` would send (no network)."""
+        to = self._address(notification.recipient)
+        if not to:
+            raise DeliveryFailed(
+                notification_id=notification.notification_id,
+                channel="email",
+                reason=f"no e-mail address for recipient {notification.recipient!r}",
+                retryable=False,
+            )
+        rendered = self.allowlist.render(notification)
+        msg = EmailMessage()
+        msg["From"] = self.sender
+        msg["To"] = to
+        msg["Subject"] = f"{self.subject_prefix} {rendered['kind']}: case {rendered['case_id']}"
+        msg["Date"] = formatdate(notification.created_at.timestamp(), localtime=False)
+        msg["Message-ID"] = message_id(notification, self.domain)
+        msg["X-Idempotency-Key"] = idempotency_key(notification)
+        msg.set_content("".join(f"{k}: {v}\n" for k, v in rendered.items()))
+        return msg
+
+    def send(self, notification: Notification) -> None:
+        msg = self.build(notification)
+
+        def failed(reason: str, *, retryable: bool = True) -> DeliveryFailed:
+            return DeliveryFailed(
+                notification_id=notification.notification_id,
+                channel=f"email {self.host}:{self.port}",
+                reason=reason,
+                retryable=retryable,
+            )
+
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=self.ssl_context or ssl.create_default_context())
+                if self.login is not None:
+                    smtp.login(*self.login)
+                refused = smtp.send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({code for code, _ in exc.recipients.values()})
+            raise failed(f"recipient refused (SMTP {codes})", retryable=any(c < 500 for c in codes)) from None
+        except smtplib.SMTPResponseException as exc:
+            raise failed(f"SMTP {exc.smtp_code}", retryable=exc.smtp_code < 500) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise failed(f"cannot send ({type(exc).__name__}: {exc})") from exc
+        if refused:
+            raise failed(f"refused for {len(refused)} recipient(s)", retryable=False)

@@ -1,0 +1,123 @@
+"""Reminders: what is due or overdue, turned into REMINDER notifications in the outbox.
+
+Each reminder's id is derived from what it is about (case, kind of deadline, subject, the
+deadline itself and whether it is still ahead or has passed) and whom it is for. Running the
+scheduler again therefore adds nothing already in the outbox, while a deadline that passes
+("due soon" becomes "overdue") or moves (a new contact resets the no-contact period) gives a
+new reminder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from enum import StrEnum
+
+from attrs import evolve
+
+from ..errors import InvalidData
+from ..model import Case
+from ..ports import CaseQuery, Notification, NotificationKind
+from ..schedule import DueItem, DueKind, due
+from ..service import CaseManager
+
+__all__ = ["ReminderScheduler", "ReminderStatus", "reminder_for"]
+
+_log = logging.getLogger("casemgmt_core.notify.reminders")
+
+Recipients = Callable[[Case, DueItem], Sequence[str]]
+
+
+class ReminderStatus(StrEnum):
+    DUE_SOON = "due_soon"
+    """Within the policy's reminder lead time (a mandatory report: not filed, not yet late)."""
+    OVERDUE = "overdue"
+
+
+def reminder_for(case: Case, item: DueItem, recipient: str, now: dt.datetime) -> Notification:
+    """The reminder to ``recipient`` about ``item`` of ``case`` (a pure function)."""
+    status = ReminderStatus.OVERDUE if item.overdue else ReminderStatus.DUE_SOON
+    deadline = item.due_at.isoformat()
+    key = f"reminder:{item.case_id}:{item.kind.value}:{item.subject}:{deadline}:{status.value}:{recipient}"
+    return Notification(
+        key,
+        NotificationKind.REMINDER,
+        item.case_id,
+        f"{case.case_id}/{case.version}",
+        recipient,
+        now,
+        {
+            "case_id": item.case_id,
+            "due_kind": item.kind.value,
+            "subject": item.subject,
+            "due_at": deadline,
+            "status": status.value,
+        },
+    )
+
+
+class ReminderScheduler:
+    """Finds what is due across the manager's cases and enqueues reminders for it.
+
+    A reminder goes to the case's caseworker, or to ``unassigned_to`` while none is assigned;
+    an overdue one also goes to ``escalate_overdue_to`` when set (e.g. the supervisors' team).
+    ``recipients`` replaces this rule entirely. ``kinds`` limits which deadlines remind (default:
+    all of :class:`~casemgmt_core.DueKind`); cases are read ``page_size`` at a time.
+    """
+
+    def __init__(
+        self,
+        manager: CaseManager,
+        *,
+        kinds: Iterable[DueKind] | None = None,
+        unassigned_to: str = "supervisors",
+        escalate_overdue_to: str | None = None,
+        recipients: Recipients | None = None,
+        page_size: int = 500,
+    ) -> None:
+        if page_size <= 0:
+            raise InvalidData(f"must be more than 0, got {page_size}", field="page_size")
+        self.page_size = page_size
+        self.manager = manager
+        self.kinds = frozenset(DueKind) if kinds is None else frozenset(kinds)
+        self.unassigned_to = unassigned_to
+        self.escalate_overdue_to = escalate_overdue_to
+        self._recipients = recipients or self._default_recipients
+
+    def _default_recipients(self, case: Case, item: DueItem) -> Sequence[str]:
+        out = [case.caseworker_id or self.unassigned_to]
+        if item.overdue and self.escalate_overdue_to and self.escalate_overdue_to not in out:
+            out.append(self.escalate_overdue_to)
+        return out
+
+    def due(self, now: dt.datetime | None = None) -> list[Notification]:
+        """The reminders for everything due at ``now`` (default: the manager's clock). Changes nothing."""
+        now = now or self.manager.clock()
+        policy = self.manager.policy
+        horizon = now + dt.timedelta(days=policy.time_limits.reminder_lead_days)
+        query: CaseQuery | None = CaseQuery(due_before=horizon, limit=self.page_size)
+        out: list[Notification] = []
+        while query is not None:
+            page = self.manager.find(query)
+            cases = {case.case_id: case for case in page.items}
+            for item in due(page.items, policy, now):
+                if item.kind in self.kinds:
+                    case = cases[item.case_id]
+                    out.extend(reminder_for(case, item, r, now) for r in self._recipients(case, item))
+            query = None if page.next_offset is None else evolve(query, offset=page.next_offset)
+        return out
+
+    def enqueue(self, now: dt.datetime | None = None) -> int:
+        """Put the reminders due at ``now`` into the outbox; return how many were new."""
+        return self.manager.store.enqueue(self.due(now))
+
+    def run(self, stop: threading.Event, *, interval: float = 3600.0) -> None:
+        """Enqueue reminders every ``interval`` seconds until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                self.enqueue()
+            except Exception:
+                _log.exception("reminders: the store failed; retrying in %s s", interval)
+            stop.wait(interval)

@@ -1,0 +1,202 @@
+"""Reminders of what is due or overdue: deterministic ids, enqueued idempotently."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import casemgmt_core as cm
+from casemgmt_core.notify import OutboxRelay, RecordingNotifier, ReminderScheduler, reminder_for
+
+from .conftest import SUPERVISOR, T0, WORKER, Clock, open_case
+
+D = dt.timedelta(days=1)
+K = cm.DueKind
+POLICY = cm.load_policy(
+    {
+        "time_limits": {
+            "assessment_days": 10,
+            "plan_days": 10,
+            "service_item_max_days": 60,
+            "case_max_days": 120,
+            "reassessment_interval_days": 90,
+            "no_contact_days": 20,
+            "reminder_lead_days": 3,
+        },
+        "statutory": {"elder_abuse": {"enabled": True, "report_within_hours": 24}},
+    }
+)
+
+
+def consent(scope: cm.ConsentScope, agency: str | None = None) -> cm.RecordConsent:
+    return cm.RecordConsent(
+        cm.Consent(f"{scope.value}-{agency}", scope, "parent", cm.ConsentGiver.PERSON, "parent", T0, agency)
+    )
+
+
+def selected(manager: cm.CaseManager, case_id: str = "C1", *, assign: str | None = "worker-1") -> None:
+    """Open a case and take it to assessment (the assessment clock starts)."""
+    open_case(manager, case_id, assign=assign)
+    for command in (
+        cm.StartIntake(),
+        cm.RecordCrisisFactor(cm.CrisisFactor.JOB_LOSS),
+        cm.RecordCrisisFactor(cm.CrisisFactor.DEBT),
+        consent(cm.ConsentScope.SERVICE_PROVISION),
+        consent(cm.ConsentScope.PERSONAL_DATA),
+        cm.CompleteIntake(),
+        cm.Select(),
+    ):
+        manager.handle(case_id, command, actor=WORKER)
+
+
+def in_service(manager: cm.CaseManager, item_days: int) -> None:
+    selected(manager)
+    provider = cm.Agency("provider-1")
+    for command, actor in (
+        (cm.RecordNeed(cm.Need("N1", cm.NeedDomain.EMPLOYMENT)), WORKER),
+        (cm.CompleteAssessment(), WORKER),
+        (cm.SetGoal(cm.Goal("G1", "work", ["N1"])), WORKER),
+        (cm.ApprovePlan(), SUPERVISOR),
+        (consent(cm.ConsentScope.SHARING, provider.id), WORKER),
+        (
+            cm.LinkService(
+                cm.ServiceItem(
+                    "S1",
+                    "N1",
+                    "job_placement",
+                    provider,
+                    cm.ResourceKind.FORMAL,
+                    manager.clock(),
+                    manager.clock() + item_days * D,
+                )
+            ),
+            WORKER,
+        ),
+    ):
+        manager.handle("C1", command, actor=actor)
+
+
+def reminders(scheduler: ReminderScheduler, at: dt.datetime) -> list[tuple[str, str, str, str]]:
+    return [(n.data["due_kind"], n.data["subject"], n.data["status"], n.recipient) for n in scheduler.due(at)]
+
+
+def test_nearing_then_overdue_assessment_and_nothing_twice() -> None:
+    clock = Clock()
+    manager = cm.CaseManager(cm.InMemoryStore(), policy=POLICY, clock=clock)
+    selected(manager)
+    scheduler = ReminderScheduler(manager, kinds=[K.ASSESSMENT])
+
+    assert scheduler.enqueue(T0 + 6 * D) == 0  # deadline T0+10d, lead 3 days: not yet
+    assert scheduler.enqueue(T0 + 7 * D) == 1
+    assert scheduler.enqueue(T0 + 7 * D) == 0
+    assert scheduler.enqueue(T0 + 9 * D) == 0  # still the same "due soon" reminder
+    assert scheduler.enqueue(T0 + 11 * D) == 1  # now overdue: a new reminder
+    assert scheduler.enqueue(T0 + 12 * D) == 0
+
+    rows = [
+        p.notification
+        for p in manager.store.pending_notifications()
+        if p.notification.kind.value == "reminder"
+    ]
+    deadline = (T0 + 10 * D).isoformat()
+    assert [n.notification_id for n in rows] == [
+        f"reminder:C1:assessment::{deadline}:due_soon:worker-1",
+        f"reminder:C1:assessment::{deadline}:overdue:worker-1",
+    ]
+    assert rows[0].data == {
+        "case_id": "C1",
+        "due_kind": "assessment",
+        "subject": "",
+        "due_at": deadline,
+        "status": "due_soon",
+    }
+
+
+def test_delivered_reminders_are_not_sent_again() -> None:
+    clock = Clock()
+    manager = cm.CaseManager(cm.InMemoryStore(), policy=POLICY, clock=clock)
+    selected(manager)
+    scheduler = ReminderScheduler(manager, kinds=[K.ASSESSMENT])
+    sink = RecordingNotifier()
+    relay = OutboxRelay(manager.store, sink)
+    for day in (7, 8, 9, 11, 12):
+        scheduler.enqueue(T0 + day * D)
+        relay.run_once(T0 + day * D)
+    sent = [n.data["status"] for n in sink.sent if n.kind is cm.NotificationKind.REMINDER]
+    assert sent == ["due_soon", "overdue"]
+
+
+def test_service_item_case_duration_and_no_contact_reminders() -> None:
+    clock = Clock()
+    manager = cm.CaseManager(cm.InMemoryStore(), policy=POLICY, clock=clock)
+    in_service(manager, item_days=30)
+    scheduler = ReminderScheduler(manager, escalate_overdue_to="supervisors")
+
+    assert reminders(scheduler, T0 + 16 * D) == []
+    assert reminders(scheduler, T0 + 17 * D) == [("no_contact", "", "due_soon", "worker-1")]
+    assert reminders(scheduler, T0 + 28 * D) == [
+        ("no_contact", "", "overdue", "worker-1"),
+        ("no_contact", "", "overdue", "supervisors"),
+        ("service_item_limit", "S1", "due_soon", "worker-1"),
+    ]
+    later = reminders(scheduler, T0 + 118 * D)
+    assert ("service_item_limit", "S1", "overdue", "worker-1") in later
+    assert ("case_max_duration", "", "due_soon", "worker-1") in later
+
+
+def test_a_new_contact_moves_the_deadline_and_gives_a_new_reminder() -> None:
+    clock = Clock()
+    manager = cm.CaseManager(cm.InMemoryStore(), policy=POLICY, clock=clock)
+    selected(manager)
+    scheduler = ReminderScheduler(manager, kinds=[K.NO_CONTACT])
+    assert scheduler.enqueue(T0 + 21 * D) == 1
+    clock.advance(days=22)
+    manager.handle("C1", cm.RecordJournal(cm.JournalKind.CONTACT, "home visit"), actor=WORKER)
+    assert scheduler.enqueue(T0 + 22 * D) == 0  # next deadline is 20 days after the contact
+    assert scheduler.enqueue(T0 + 40 * D) == 1
+    ids = [p.notification.notification_id for p in manager.store.pending_notifications()]
+    assert f"reminder:C1:no_contact::{(T0 + 42 * D).isoformat()}:due_soon:worker-1" in ids
+
+
+def test_mandatory_report_overdue_is_escalated_until_filed() -> None:
+    clock = Clock()
+    manager = cm.CaseManager(cm.InMemoryStore(), policy=POLICY, clock=clock)
+    open_case(manager)
+    manager.handle("C1", cm.StartIntake(), actor=WORKER)
+    manager.handle("C1", cm.InvokeStatutoryOverride(cm.StatutoryGround.ELDER_ABUSE), actor=WORKER)
+    scheduler = ReminderScheduler(manager, kinds=[K.MANDATORY_REPORT], escalate_overdue_to="supervisors")
+
+    assert reminders(scheduler, T0 + dt.timedelta(hours=1)) == [
+        ("mandatory_report", "elder_abuse", "due_soon", "worker-1")
+    ]
+    assert reminders(scheduler, T0 + dt.timedelta(hours=25)) == [
+        ("mandatory_report", "elder_abuse", "overdue", "worker-1"),
+        ("mandatory_report", "elder_abuse", "overdue", "supervisors"),
+    ]
+    manager.handle("C1", cm.FileMandatoryReport(cm.StatutoryGround.ELDER_ABUSE, "REF-1"), actor=WORKER)
+    assert reminders(scheduler, T0 + dt.timedelta(hours=26)) == []
+
+
+def test_unassigned_cases_remind_the_fallback_and_many_cases_are_paged() -> None:
+    clock = Clock()
+    manager = cm.CaseManager(cm.InMemoryStore(), policy=POLICY, clock=clock)
+    for i in range(3):
+        selected(manager, f"C{i}", assign=None if i == 1 else "worker-1")
+    scheduler = ReminderScheduler(manager, kinds=[K.ASSESSMENT], unassigned_to="intake-team", page_size=2)
+    got = {(n.case_id, n.recipient) for n in scheduler.due(T0 + 8 * D)}
+    assert got == {("C0", "worker-1"), ("C1", "intake-team"), ("C2", "worker-1")}
+
+
+def test_custom_recipients_and_the_pure_function() -> None:
+    clock = Clock()
+    manager = cm.CaseManager(cm.InMemoryStore(), policy=POLICY, clock=clock)
+    selected(manager)
+    scheduler = ReminderScheduler(manager, kinds=[K.ASSESSMENT], recipients=lambda case, item: ["a", "b"])
+    before = manager.store.pending_notifications()
+    [first, second] = scheduler.due(T0 + 8 * D)
+    assert manager.store.pending_notifications() == before  # due() only computes
+    assert (first.recipient, second.recipient) == ("a", "b")
+    case = manager.get("C1")
+    [item] = [i for i in cm.due(case, POLICY, T0 + 8 * D) if i.kind is K.ASSESSMENT]
+    again = reminder_for(case, item, "a", T0 + 9 * D)
+    assert again.notification_id == first.notification_id  # the id does not depend on when it is computed
+    assert again.event_id == f"C1/{case.version}"
