@@ -286,3 +286,17 @@ def test_observer_sees_each_committed_decision_with_its_verdicts() -> None:
     assert [(v.guard, v.reason) for v in seen[-1].verdicts] == [
         ("crisis_factors_recorded", cm.Reason.CRISIS_FACTORS_RECORDED)
     ]
+
+
+def test_after_care_is_refused_and_recorded_while_another_case_is_live() -> None:
+    m = manager()
+    opened(m, "C1")
+    m.handle("C1", c.StartIntake(), actor=WORKER)
+    m.handle("C1", c.RecordConsent(consent(cm.ConsentScope.SERVICE_PROVISION)), actor=WORKER)
+    m.handle("C1", c.WithdrawConsent("service_provision"), actor=WORKER)
+    assert m.get("C1").state is S.CLOSED
+    opened(m, "C2")
+    with pytest.raises(cm.DuplicateCase):
+        m.handle("C1", c.StartAftercare("check in later"), actor=WORKER)
+    assert m.get("C1").state is S.CLOSED
+    assert m.refusals("C1")[-1].code == "duplicate_case"

@@ -122,7 +122,7 @@ def _upcast(event: str, schema: Any, payload: Any) -> Any:
 def _structure(data: Any, cls: type[T], what: str) -> T:
     try:
         return converter().structure(data, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
         if isinstance(exc, cattrs.BaseValidationError):
             detail = "; ".join(cattrs.transform_error(exc, path=what))
         else:

@@ -104,7 +104,7 @@ class CaseManager:
             raise error
         facts = Facts(managed_elsewhere_by=self.registry.managing_agency(household))
         decision = self._decide(None, command, actor, now, facts, note, correlation_id)
-        return self._commit(decision, expected_version=0)
+        return self._commit(decision, 0, command, actor, now, correlation_id)
 
     def handle(
         self,
@@ -119,15 +119,9 @@ class CaseManager:
         case = self.store.load(case_id)
         now = self.clock()
         self._authorize(case_id, command, actor, now, correlation_id)
-        if isinstance(command, c.Reopen):
-            existing = self.store.active_case_for_household(case.household_id)
-            if existing is not None and existing != case_id:
-                error = DuplicateCase(household_id=case.household_id, existing_case_id=existing)
-                self._refuse(case_id, command, actor, now, correlation_id, error)
-                raise error
         facts = self._facts(case, command)
         decision = self._decide(case, command, actor, now, facts, note, correlation_id)
-        return self._commit(decision, expected_version=case.version)
+        return self._commit(decision, case.version, command, actor, now, correlation_id)
 
     def deliver_pending(self, *, limit: int = 100) -> int:
         """Hand notifications still in the outbox to the notifier; return how many were delivered."""
@@ -253,10 +247,24 @@ class CaseManager:
             # The refusal itself must reach the caller; the audit failure is chained to it.
             raise error from storage_error
 
-    def _commit(self, decision: Decision, *, expected_version: int) -> Case:
+    def _commit(
+        self,
+        decision: Decision,
+        expected_version: int,
+        command: c.Command,
+        actor: Actor,
+        now: dt.datetime,
+        correlation_id: str | None,
+    ) -> Case:
         notes = notifications_for(decision.events)
         deadline = next_deadline(decision.case, self.policy)
-        self.store.commit(Commit(decision.case, decision.events, notes, expected_version, deadline))
+        try:
+            self.store.commit(Commit(decision.case, decision.events, notes, expected_version, deadline))
+        except DuplicateCase as error:
+            # Any step that makes a case live (reopen, after-care, or a race between two openings)
+            # meets the store's one-live-case-per-household rule here: a refusal like any other.
+            self._refuse(decision.case.case_id, command, actor, now, correlation_id, error)
+            raise
         if self.observe is not None:
             self.observe(decision)
         if self.notifier is not None and notes:

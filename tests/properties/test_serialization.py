@@ -1,0 +1,322 @@
+"""Round trips through the ``cattrs`` converter, and malformed input for every loader.
+
+Each event payload type and each model type goes to a dict, to JSON text and back unchanged.
+The loaders (policy TOML, stored events and cases, imported households and referrals) answer
+malformed input with a typed :class:`~casemgmt_core.CaseManagementError` (``InvalidData``, or
+its subclass ``PolicyError``), never another exception, and leave a store as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+import functools
+import json
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from casemgmt_core import commands as c
+from casemgmt_core import model
+from casemgmt_core.adapters.memory import InMemoryStore
+from casemgmt_core.errors import CaseManagementError, InvalidData, PolicyError
+from casemgmt_core.events import Event
+from casemgmt_core.model import Actor, Case, CaseState, Household, Referral, ReferralChannel
+from casemgmt_core.policy import load_policy
+from casemgmt_core.ports import CaseQuery
+from casemgmt_core.serialization import (
+    case_from_dict,
+    case_to_dict,
+    converter,
+    dumps,
+    event_from_dict,
+    event_to_dict,
+)
+from casemgmt_core.service import CaseManager
+
+from .builders import T0
+
+ZONES = st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=9)), dt.timezone(dt.timedelta(hours=-5))])
+AWARE = st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1), timezones=ZONES)
+TEXT = st.text(max_size=12)
+
+
+def _for(tp: Any) -> st.SearchStrategy[Any]:
+    """A strategy for a type as the model spells it (attrs classes with every field filled)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return st.one_of(*(st.none() if a is type(None) else _for(a) for a in args))
+    if origin is tuple:
+        return st.lists(_for(args[0]), max_size=3).map(tuple)
+    if origin is frozenset:
+        return st.frozensets(_for(args[0]), max_size=3)
+    if origin in (dict, Mapping, typing.Mapping):
+        return st.dictionaries(_for(args[0]), _for(args[1]), max_size=3)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return st.sampled_from(tp)
+    if attrs.has(tp):
+        return st.deferred(lambda: full(tp))
+    simple: dict[Any, st.SearchStrategy[Any]] = {
+        str: TEXT,
+        bool: st.booleans(),
+        int: st.integers(-(2**40), 2**40),
+        dt.datetime: AWARE,
+        dt.date: st.dates(),
+    }
+    return simple[tp]
+
+
+@functools.cache
+def full(cls: type[Any]) -> st.SearchStrategy[Any]:
+    """Instances of an attrs class with every field drawn (defaults included)."""
+    attrs.resolve_types(cls, globalns=vars(model) | vars(c) | {"dt": dt})
+    return st.builds(cls, **{f.name: _for(f.type) for f in attrs.fields(cls) if f.init})
+
+
+MODEL_TYPES = sorted(
+    (
+        t
+        for t in vars(model).values()
+        if isinstance(t, type) and attrs.has(t) and t.__module__ == model.__name__
+    ),
+    key=lambda t: t.__name__,
+)
+PAYLOAD_TYPES = sorted(c.COMMAND_TYPES.values(), key=lambda t: t.event)
+
+
+def _through_json(data: Any) -> Any:
+    return json.loads(dumps(data))
+
+
+def test_every_model_and_payload_type_is_covered() -> None:
+    assert {t.__name__ for t in MODEL_TYPES} >= {"Case", "Household", "Consent", "ServiceItem", "Referral"}
+    assert {t.event for t in PAYLOAD_TYPES} == set(c.COMMAND_TYPES)
+
+
+@pytest.mark.parametrize("cls", MODEL_TYPES, ids=lambda t: t.__name__)
+@settings(max_examples=max(10, settings.default.max_examples // 2))
+@given(data=st.data())
+def test_model_types_round_trip(cls: type[Any], data: st.DataObject) -> None:
+    value = data.draw(full(cls))
+    conv = converter()
+    text = dumps(conv.unstructure(value, cls))
+    assert conv.structure(json.loads(text), cls) == value
+    if cls is Case:
+        assert case_from_dict(_through_json(case_to_dict(value))) == value
+
+
+@pytest.mark.parametrize("cls", PAYLOAD_TYPES, ids=lambda t: t.event)
+@settings(max_examples=max(10, settings.default.max_examples // 2))
+@given(data=st.data())
+def test_events_of_every_type_round_trip(cls: type[c.Command], data: st.DataObject) -> None:
+    payload = data.draw(full(cls))
+    event = Event(
+        data.draw(TEXT),
+        data.draw(st.integers(1, 10_000)),
+        cls.event,
+        data.draw(st.none() | st.sampled_from(CaseState)),
+        data.draw(st.sampled_from(CaseState)),
+        payload,
+        data.draw(TEXT),
+        data.draw(TEXT),
+        data.draw(AWARE),
+        data.draw(TEXT),
+        data.draw(st.none() | TEXT),
+        data.draw(st.none() | TEXT),
+    )
+    back = event_from_dict(_through_json(event_to_dict(event)))
+    assert back == event
+    assert type(back.payload) is cls
+
+
+# -- malformed input ------------------------------------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*path, i))
+    return out
+
+
+@st.composite
+def mutated(draw: Any, valid: st.SearchStrategy[Any]) -> Any:
+    """A valid JSON document with one place replaced by junk, removed, or given an extra key."""
+    doc = _through_json(draw(valid))
+    path = draw(st.sampled_from(_paths(doc)))
+    if not path:
+        return draw(JSON)
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    how = draw(st.sampled_from(["replace", "delete", "extra"]))
+    if how == "delete" and isinstance(parent, dict):
+        del parent[path[-1]]
+    elif how == "extra" and isinstance(parent, dict):
+        parent[draw(TEXT.filter(lambda k: k not in parent))] = draw(JSON)
+    else:
+        parent[path[-1]] = draw(JSON)
+    return doc
+
+
+def _events() -> st.SearchStrategy[dict[str, Any]]:
+    return st.sampled_from(PAYLOAD_TYPES).flatmap(
+        lambda cls: full(cls).map(
+            lambda p: event_to_dict(
+                Event("C1", 1, p.event, None, CaseState.REFERRED, p, "w", "caseworker", T0)
+            )
+        )
+    )
+
+
+def _loads_or_typed_error(load: Any, doc: Any) -> None:
+    """``load(doc)`` returns, or raises InvalidData (any other exception fails the test)."""
+    with contextlib.suppress(InvalidData):
+        load(doc)
+
+
+@settings(max_examples=settings.default.max_examples * 2)
+@given(doc=st.one_of(JSON, mutated(_events())))
+def test_stored_events_load_or_raise_invalid_data(doc: Any) -> None:
+    _loads_or_typed_error(event_from_dict, doc)
+
+
+@settings(max_examples=settings.default.max_examples * 2)
+@given(doc=st.one_of(JSON, mutated(full(Case).map(case_to_dict))))
+def test_stored_cases_load_or_raise_invalid_data(doc: Any) -> None:
+    _loads_or_typed_error(case_from_dict, doc)
+
+
+VALID_POLICY = """
+programme = "network"
+[eligibility]
+jurisdiction = ["R1"]
+min_crisis_factors = 2
+target_child_age = [6, 13]
+[time_limits]
+service_item_max_days = 183
+[statutory.elder_abuse]
+enabled = true
+[access]
+caseworker = ["open", "start_intake"]
+supervisor = ["*"]
+"""
+
+
+@st.composite
+def policy_text(draw: Any) -> str:
+    """A valid policy with one line changed, dropped, duplicated or garbled, or any text at all."""
+    lines = VALID_POLICY.splitlines()
+    how = draw(st.sampled_from(["any", "replace", "drop", "dup", "value"]))
+    if how == "any":
+        return str(draw(st.text(max_size=200)))
+    i = draw(st.integers(0, len(lines) - 1))
+    if how == "replace":
+        lines[i] = draw(st.text(max_size=40))
+    elif how == "drop":
+        del lines[i]
+    elif how == "dup":
+        lines.insert(i, lines[i])
+    elif "=" in lines[i]:
+        key = lines[i].split("=", 1)[0]
+        junk = draw(
+            st.sampled_from(['"x"', "-1", "0", "[]", '["x", 1]', "{}", "true", "1.5", "[20, 3]", '"*"'])
+        )
+        lines[i] = f"{key}= {junk}"
+    return "\n".join(lines)
+
+
+def _policy_error(source: Any) -> PolicyError | None:
+    """The PolicyError ``load_policy`` raises, or None (any other exception fails the test)."""
+    try:
+        load_policy(source)
+    except PolicyError as error:
+        return error
+    return None
+
+
+@settings(max_examples=settings.default.max_examples * 3)
+@given(text=policy_text())
+def test_policy_loads_or_raises_policy_error(text: str) -> None:
+    error = _policy_error(text)
+    assert error is None or error.problems
+
+
+@settings(max_examples=settings.default.max_examples * 2)
+@given(doc=st.dictionaries(TEXT, JSON, max_size=5) | mutated(st.just(load_policy_dict := {"programme": "p"})))
+def test_policy_mappings_load_or_raise_policy_error(doc: Any) -> None:
+    assert load_policy_dict == {"programme": "p"}
+    error = _policy_error(doc)
+    assert error is None or error.problems
+
+
+def _snapshot(store: InMemoryStore) -> Any:
+    cases = store.find(CaseQuery(limit=1000)).items
+    return (
+        cases,
+        {x.case_id: tuple(store.events(x.case_id)) for x in cases},
+        {x.household_id: store.active_case_for_household(x.household_id) for x in cases},
+        tuple(store.pending_notifications(limit=1000)),
+        store.verify(),
+    )
+
+
+MEMBERS = st.builds(
+    model.Member,
+    st.sampled_from(["a", "b", "", "m"]),
+    st.dates(),
+    TEXT,
+    TEXT,
+    st.none() | st.sampled_from(["a", "b", "zz", ""]),
+)
+IMPORTED = st.builds(
+    Household,
+    st.sampled_from(["H1", "H2", ""]),
+    st.lists(MEMBERS, max_size=4).map(tuple),
+    TEXT,
+    st.booleans(),
+)
+REFERRALS = st.builds(
+    Referral,
+    st.sampled_from(ReferralChannel),
+    st.one_of(AWARE, st.datetimes()),
+    st.none() | st.builds(model.Agency, TEXT),
+)
+
+
+@settings(max_examples=settings.default.max_examples * 2, deadline=None)
+@given(household=IMPORTED, referral=REFERRALS, case_id=st.sampled_from([None, "", "C-new", "C-seed"]))
+def test_imported_records_open_a_case_or_change_nothing(
+    household: Household, referral: Referral, case_id: str | None
+) -> None:
+    store = InMemoryStore()
+    manager = CaseManager(store, clock=lambda: T0)
+    worker = Actor("w", "caseworker")
+    seed = Household("H1", (model.Member("a", dt.date(1980, 1, 1)),), "R1")
+    manager.open_case(seed, Referral(ReferralChannel.WALK_IN, T0), actor=worker, case_id="C-seed")
+    before = _snapshot(store)
+    try:
+        case = manager.open_case(household, referral, actor=worker, case_id=case_id)
+    except CaseManagementError:
+        assert _snapshot(store) == before
+        return
+    assert case.household == household
+    assert store.load(case.case_id) == case
+    assert store.verify().ok
