@@ -15,8 +15,8 @@ from typing import Any
 
 import cattrs
 from attrs import Attribute, field, frozen
-from cattrs.v import format_exception
 
+from ._checks import describe_error, non_negative, positive
 from .commands import COMMAND_TYPES
 from .errors import PolicyError
 from .model import StatutoryGround
@@ -31,16 +31,6 @@ __all__ = [
 ]
 
 
-def _non_negative(_: object, attribute: Attribute[int], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be 0 or more, got {value}")
-
-
-def _positive(_: object, attribute: Attribute[int], value: int) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be more than 0, got {value}")
-
-
 def _age_range(_: object, attribute: Attribute[Any], value: tuple[int, int] | None) -> None:
     if value is not None and not 0 <= value[0] <= value[1]:
         raise ValueError(f"{attribute.name} must be [youngest, oldest] with 0 <= youngest <= oldest")
@@ -50,29 +40,29 @@ def _age_range(_: object, attribute: Attribute[Any], value: tuple[int, int] | No
 class TimeLimits:
     """Days unless named otherwise. Reminders start ``reminder_lead_days`` before a deadline."""
 
-    assessment_days: int = field(default=14, validator=_positive)
+    assessment_days: int = field(default=14, validator=positive)
     """From selection to a completed needs assessment."""
-    plan_days: int = field(default=30, validator=_positive)
+    plan_days: int = field(default=30, validator=positive)
     """From a completed assessment to an approved plan."""
-    service_item_max_days: int = field(default=183, validator=_positive)
+    service_item_max_days: int = field(default=183, validator=positive)
     """Longest a service item may run (about six months) before the family takes it over."""
-    case_max_days: int = field(default=365, validator=_positive)
+    case_max_days: int = field(default=365, validator=positive)
     """A case should not run past this without a deliberate decision."""
-    reassessment_interval_days: int = field(default=90, validator=_positive)
-    aftercare_days: int = field(default=180, validator=_positive)
-    no_contact_days: int = field(default=30, validator=_positive)
-    reminder_lead_days: int = field(default=14, validator=_non_negative)
+    reassessment_interval_days: int = field(default=90, validator=positive)
+    aftercare_days: int = field(default=180, validator=positive)
+    no_contact_days: int = field(default=30, validator=positive)
+    reminder_lead_days: int = field(default=14, validator=non_negative)
 
 
 @frozen
 class Eligibility:
     jurisdiction: frozenset[str] = field(default=frozenset(), converter=frozenset)
     """Region codes the centre serves; empty means any region."""
-    min_crisis_factors: int = field(default=2, validator=_positive)
+    min_crisis_factors: int = field(default=2, validator=positive)
     """The crisis is complex when at least this many crisis factors are recorded."""
     target_child_age: tuple[int, int] | None = field(default=None, validator=_age_range)
     """A programme's own target rule: serve only households with a child aged within this range."""
-    age_of_majority: int = field(default=19, validator=_positive)
+    age_of_majority: int = field(default=19, validator=positive)
 
 
 @frozen
@@ -82,7 +72,7 @@ class StatutoryRule:
     enabled: bool = True
     legal_basis: str = ""
     authority: str = ""
-    report_within_hours: int = field(default=0, validator=_non_negative)
+    report_within_hours: int = field(default=0, validator=non_negative)
 
 
 def _default_statutory() -> dict[StatutoryGround, StatutoryRule]:
@@ -197,13 +187,6 @@ def _converter() -> cattrs.Converter:
     return conv
 
 
-def _describe(exc: BaseException, type_: Any) -> str:
-    # Our validators and hooks raise ValueError with a message meant for the reader: keep it.
-    if isinstance(exc, ValueError) and not isinstance(exc, cattrs.BaseValidationError) and str(exc):
-        return str(exc)
-    return format_exception(exc, type_)
-
-
 def _strings(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError("must be a list of strings")
@@ -250,7 +233,7 @@ def load_policy(source: str | Path | Mapping[str, Any]) -> Policy:
         policy = conv.structure(dict(data), Policy)
     except cattrs.BaseValidationError as exc:
         raise PolicyError(
-            cattrs.transform_error(exc, path="policy", format_exception=_describe), source=name
+            cattrs.transform_error(exc, path="policy", format_exception=describe_error), source=name
         ) from None
     except (ValueError, TypeError) as exc:
         raise PolicyError([str(exc)], source=name) from None

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import cattrs
-from attrs import Attribute, evolve, field, fields, frozen, has
+from attrs import Attribute, evolve, field, frozen
 
+from .._checks import describe_error, non_negative, positive
 from ..errors import PolicyError
 from ..model import ClosureReason, CrisisFactor, ReferralChannel
 from ..policy import DEFAULT_POLICY, Policy, load_policy
@@ -46,16 +47,6 @@ class ScenarioError(PolicyError):
 def _probability(_: object, attribute: Attribute[Any], value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{attribute.name} is a probability: between 0 and 1, got {value}")
-
-
-def _non_negative(_: object, attribute: Attribute[Any], value: float) -> None:
-    if not value >= 0 or not math.isfinite(value):
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value}")
-
-
-def _positive(_: object, attribute: Attribute[Any], value: float) -> None:
-    if not value > 0 or not math.isfinite(value):
-        raise ValueError(f"{attribute.name} must be a finite number > 0, got {value}")
 
 
 def _weights(_: object, attribute: Attribute[Any], value: Mapping[Any, float] | Sequence[float]) -> None:
@@ -131,8 +122,8 @@ class Households:
 
 @frozen
 class Staff:
-    caseworkers: int = field(default=6, validator=_positive)
-    caseload_cap: int = field(default=20, validator=_positive)
+    caseworkers: int = field(default=6, validator=positive)
+    caseload_cap: int = field(default=20, validator=positive)
     """Most cases one caseworker holds at once; further cases wait in the queue."""
     queue: str = field(default="fifo")
     """``fifo``, or ``statutory_first``: cases under a statutory override go to the front."""
@@ -166,8 +157,8 @@ class Durations:
 class Rates:
     """Hazards per day while a case is in active work (intake to reassessment)."""
 
-    crisis_per_day: float = field(default=0.004, validator=_non_negative)
-    consent_withdrawal_per_day: float = field(default=0.0005, validator=_non_negative)
+    crisis_per_day: float = field(default=0.004, validator=non_negative)
+    consent_withdrawal_per_day: float = field(default=0.0005, validator=non_negative)
 
 
 def _default_dropout() -> dict[ClosureReason, float]:
@@ -211,11 +202,11 @@ class Scenario:
     name: str = "scenario"
     description: str = ""
     start: dt.datetime = field(default=dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC))
-    horizon_days: float = field(default=3 * 365.0, validator=_positive)
-    warmup_days: float = field(default=365.0, validator=_non_negative)
-    replications: int = field(default=10, validator=_positive)
-    seed: int = field(default=12345, validator=_non_negative)
-    sample_every_days: float = field(default=7.0, validator=_positive)
+    horizon_days: float = field(default=3 * 365.0, validator=positive)
+    warmup_days: float = field(default=365.0, validator=non_negative)
+    replications: int = field(default=10, validator=positive)
+    seed: int = field(default=12345, validator=non_negative)
+    sample_every_days: float = field(default=7.0, validator=positive)
     """Grid on which the caseload over time is sampled for the summaries and plots."""
     policy: Policy = DEFAULT_POLICY
     arrivals: Arrivals = Arrivals()
@@ -325,15 +316,6 @@ def _as_is(value: Any, _: Any) -> Any:
     return value
 
 
-def _format(exc: BaseException, type_: Any) -> str:
-    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        allowed = ", ".join(a.name for a in fields(exc.cl)) if has(exc.cl) else ""
-        return f"unknown key(s) {', '.join(sorted(exc.extra_fields))} (allowed: {allowed})"
-    if isinstance(exc, ValueError | TypeError) and str(exc):
-        return str(exc)
-    return cattrs.v.format_exception(exc, type_)
-
-
 def _read_table(path: Path) -> tuple[tuple[float, ReferralChannel], ...]:
     try:
         with path.open(newline="", encoding="utf-8") as f:
@@ -421,7 +403,7 @@ def load_scenario(source: str | Path | Mapping[str, Any], *, base_dir: Path | No
     try:
         scenario = _converter().structure({**data, "policy": policy}, Scenario)
     except cattrs.BaseValidationError as exc:
-        problems.extend(cattrs.transform_error(exc, path="scenario", format_exception=_format))
+        problems.extend(cattrs.transform_error(exc, path="scenario", format_exception=describe_error))
         scenario = None
     except (ValueError, TypeError) as exc:
         problems.append(str(exc))
