@@ -10,7 +10,8 @@ the policy nor the clock.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from attrs import evolve, frozen
 
@@ -77,6 +78,14 @@ __all__ = [
 ]
 
 Changes = dict[str, Any]
+T = TypeVar("T")
+
+
+def _replace_where(
+    items: tuple[T, ...], matches: Callable[[T], bool], update: Callable[[T], T]
+) -> tuple[T, ...]:
+    """``items`` with each item that ``matches`` replaced by its ``update``."""
+    return tuple(update(x) if matches(x) else x for x in items)
 
 
 @frozen
@@ -155,11 +164,12 @@ class WithdrawConsent(Command):
     consent_id: str
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
-        consents = tuple(
-            evolve(c, withdrawn_at=at) if c.consent_id == self.consent_id and c.active else c
-            for c in case.consents
+        withdrawn = _replace_where(
+            case.consents,
+            lambda c: c.consent_id == self.consent_id and c.active,
+            lambda c: evolve(c, withdrawn_at=at),
         )
-        return {"consents": consents}
+        return {"consents": withdrawn}
 
 
 @frozen
@@ -292,8 +302,10 @@ class AchieveGoal(Command):
     goal_id: str
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
-        goals = tuple(evolve(g, achieved_at=at) if g.goal_id == self.goal_id else g for g in case.goals)
-        return {"goals": goals}
+        achieved = _replace_where(
+            case.goals, lambda g: g.goal_id == self.goal_id, lambda g: evolve(g, achieved_at=at)
+        )
+        return {"goals": achieved}
 
 
 @frozen
@@ -314,9 +326,10 @@ class HoldConference(Command):
     decisions: str
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
-        held = tuple(
-            evolve(x, held=True, decisions=self.decisions) if x.conference_id == self.conference_id else x
-            for x in case.conferences
+        held = _replace_where(
+            case.conferences,
+            lambda x: x.conference_id == self.conference_id,
+            lambda x: evolve(x, held=True, decisions=self.decisions),
         )
         return {"conferences": held}
 
@@ -353,11 +366,12 @@ class EndService(Command):
     outcome: str = ""
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
-        items = tuple(
-            evolve(s, ended_at=at, outcome=self.outcome) if s.item_id == self.item_id else s
-            for s in case.service_items
+        ended = _replace_where(
+            case.service_items,
+            lambda s: s.item_id == self.item_id,
+            lambda s: evolve(s, ended_at=at, outcome=self.outcome),
         )
-        return {"service_items": items}
+        return {"service_items": ended}
 
 
 @frozen
