@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+import attrs
+
 import casemgmt_core as cm
 from casemgmt_core import commands as c
 
@@ -13,6 +15,15 @@ T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 WORKER = cm.Actor("worker-1", "caseworker")
 SUPERVISOR = cm.Actor("lead-1", "supervisor")
 POLICY = cm.DEFAULT_POLICY
+
+
+def confirming_policy(hours: int = 24, policy: cm.Policy = POLICY) -> cm.Policy:
+    """``policy`` with the child-abuse override to be confirmed by a supervisor within ``hours``."""
+    ground = cm.StatutoryGround.CHILD_ABUSE
+    rule = attrs.evolve(policy.statutory[ground], confirmation_within_hours=hours)
+    return attrs.evolve(policy, statutory={**policy.statutory, ground: rule})
+
+
 PROVIDER = cm.Agency("provider-1", "Job centre")
 
 
@@ -62,6 +73,9 @@ class Driver:
         self, command: c.Command, *, actor: cm.Actor = WORKER, facts: cm.Facts | None = None, days: float = 0
     ) -> cm.Case:
         self.now += dt.timedelta(days=days)
+        if facts is None and isinstance(command, c.FileMandatoryReport):
+            # As if the outbox had delivered the report (CaseManager asks the store for this).
+            facts = cm.Facts(report_delivered_at=self.now)
         decision = cm.decide(
             self.case, command, self.policy, self.now, actor=actor, facts=facts or cm.Facts()
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
+from collections.abc import Callable
 
 import pytest
 
@@ -57,16 +58,16 @@ def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(cm.InvalidData) as info:
         cm.decide(d.case, c.StartIntake(), POLICY, dt.datetime(2026, 1, 1), actor=WORKER)
     assert info.value.field == "now"
-    naive = cm.Consent(
-        "x",
-        cm.ConsentScope.SERVICE_PROVISION,
-        "parent",
-        cm.ConsentGiver.PERSON,
-        "parent",
-        dt.datetime(2026, 1, 1),
-    )
-    with pytest.raises(cm.InvalidData, match="timezone-aware"):
-        d.do(c.RecordConsent(naive))
+    with pytest.raises(cm.InvalidData, match="timezone-aware") as built:
+        cm.Consent(
+            "x",
+            cm.ConsentScope.SERVICE_PROVISION,
+            "parent",
+            cm.ConsentGiver.PERSON,
+            "parent",
+            dt.datetime(2026, 1, 1),
+        )
+    assert built.value.field == "Consent.given_at"
 
 
 @pytest.mark.parametrize(
@@ -106,27 +107,37 @@ def test_sharing_consent_must_name_one_agency() -> None:
 
 
 @pytest.mark.parametrize(
-    ("hh", "ref", "field"),
+    ("build", "field"),
     [
-        (cm.Household("H1", []), referral(), "household.members"),
-        (cm.Household("", household().members), referral(), "household.household_id"),
-        (cm.Household("H1", [*household().members, household().members[0]]), referral(), "household.members"),
+        (lambda: (cm.Household("H1", []), referral()), "household.members"),
+        (lambda: (cm.Household("", household().members), referral()), "Household.household_id"),
         (
-            cm.Household("H1", [cm.Member("a", dt.date(2015, 1, 1), guardian_id="ghost")]),
-            referral(),
+            lambda: (cm.Household("H1", [*household().members, household().members[0]]), referral()),
+            "household.members.member_id",
+        ),
+        (
+            lambda: (
+                cm.Household("H1", [cm.Member("a", dt.date(2015, 1, 1), guardian_id="ghost")]),
+                referral(),
+            ),
             "household.members.guardian_id",
         ),
-        (household(), cm.Referral(cm.ReferralChannel.SCHOOL, T0), "referral.referring_agency"),
+        (lambda: (household(), cm.Referral(cm.ReferralChannel.SCHOOL, T0)), "referral.referring_agency"),
         (
-            household(),
-            cm.Referral(cm.ReferralChannel.WALK_IN, dt.datetime(2026, 1, 1)),
-            "referral.received_at",
+            lambda: (household(), cm.Referral(cm.ReferralChannel.WALK_IN, dt.datetime(2026, 1, 1))),
+            "Referral.received_at",
         ),
     ],
 )
-def test_opening_with_bad_data_is_refused(hh: cm.Household, ref: cm.Referral, field: str) -> None:
-    with pytest.raises(cm.InvalidData) as info:
+def test_opening_with_bad_data_is_refused(
+    build: Callable[[], tuple[cm.Household, cm.Referral]], field: str
+) -> None:
+    def attempt() -> None:
+        hh, ref = build()
         cm.decide(None, c.OpenCase("C1", hh, ref), POLICY, T0, actor=WORKER)
+
+    with pytest.raises(cm.InvalidData) as info:
+        attempt()
     assert info.value.field == field
 
 

@@ -12,7 +12,17 @@ import casemgmt_core as cm
 from casemgmt_core import commands as c
 from casemgmt_core.guards import GUARD_REASONS, GUARDS, Reason
 
-from .support import POLICY, SUPERVISOR, T0, Driver, consent, household, reach, to_screening
+from .support import (
+    POLICY,
+    SUPERVISOR,
+    T0,
+    Driver,
+    confirming_policy,
+    consent,
+    household,
+    reach,
+    to_screening,
+)
 
 S = cm.CaseState
 R = Reason
@@ -103,10 +113,35 @@ SCENARIOS: dict[tuple[str, Reason], Callable[[], Scenario]] = {
         _d(S.INTAKE), c.InvokeStatutoryOverride(cm.StatutoryGround.ELDER_ABUSE)
     ),
     ("report_pending", R.REPORT_PENDING): lambda: _s(
-        _with_override(_d(S.INTAKE)), c.FileMandatoryReport(cm.StatutoryGround.CHILD_ABUSE, "REF")
+        _with_override(_d(S.INTAKE)),
+        c.FileMandatoryReport(cm.StatutoryGround.CHILD_ABUSE, "REF"),
+        facts=cm.Facts(report_delivered_at=T0),
     ),
     ("report_pending", R.NO_PENDING_REPORT): lambda: _s(
         _filed(_d(S.INTAKE)), c.FileMandatoryReport(cm.StatutoryGround.CHILD_ABUSE, "REF-2")
+    ),
+    ("report_delivered", R.REPORT_DELIVERED): lambda: _s(
+        _with_override(_d(S.INTAKE)),
+        c.FileMandatoryReport(cm.StatutoryGround.CHILD_ABUSE, "REF"),
+        facts=cm.Facts(report_delivered_at=T0),
+    ),
+    ("report_delivered", R.REPORT_NOT_DELIVERED): lambda: _s(
+        _with_override(_d(S.INTAKE)), c.FileMandatoryReport(cm.StatutoryGround.CHILD_ABUSE, "REF")
+    ),
+    ("statutory_subject", R.STATUTORY_SUBJECT_PRESENT): lambda: _s(
+        _d(S.INTAKE), c.InvokeStatutoryOverride(cm.StatutoryGround.CHILD_ABUSE, member_id="child")
+    ),
+    ("statutory_subject", R.NO_STATUTORY_SUBJECT): lambda: _s(
+        _d(S.INTAKE), c.InvokeStatutoryOverride(cm.StatutoryGround.CHILD_ABUSE, member_id="parent")
+    ),
+    ("override_awaiting_confirmation", R.OVERRIDE_AWAITING_CONFIRMATION): lambda: _s(
+        _awaiting(), c.ConfirmStatutoryOverride(), confirming_policy()
+    ),
+    ("override_awaiting_confirmation", R.NO_OVERRIDE_TO_CONFIRM): lambda: _s(
+        _with_override(_d(S.INTAKE)), c.ConfirmStatutoryOverride()
+    ),
+    ("override_awaiting_confirmation", R.OVERRIDE_LAPSED): lambda: _s(
+        _awaiting(hours_later=25), c.ConfirmStatutoryOverride(), confirming_policy()
     ),
     ("reports_filed", R.REPORTS_FILED): lambda: _s(
         _filed(_d(S.SERVICE)), c.Close(cm.ClosureReason.GOALS_MET)
@@ -168,6 +203,14 @@ SCENARIOS: dict[tuple[str, Reason], Callable[[], Scenario]] = {
     ("reopenable", R.REOPENABLE): lambda: _s(_d(S.CLOSED), c.Reopen("again")),
     ("reopenable", R.CLOSED_BY_DEATH): lambda: _s(_closed_for(cm.ClosureReason.DEATH), c.Reopen("again")),
 }
+
+
+def _awaiting(*, hours_later: float = 0) -> Driver:
+    d = _d(S.INTAKE)
+    d.policy = confirming_policy(hours=24)
+    _with_override(d)
+    d.now += dt.timedelta(hours=hours_later)
+    return d
 
 
 def _without_data_consent(d: Driver) -> Driver:

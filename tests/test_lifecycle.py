@@ -19,7 +19,7 @@ from casemgmt_core.lifecycle import (
     transition_triples,
 )
 
-from .support import SUPERVISOR, WORKER, Driver, consent, reach
+from .support import SUPERVISOR, WORKER, Driver, confirming_policy, consent, reach
 
 S = cm.CaseState
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +53,12 @@ def _withdraw_data(d: Driver) -> c.Command:
 def _file(d: Driver) -> c.Command:
     d.do(c.InvokeStatutoryOverride(cm.StatutoryGround.CHILD_ABUSE))
     return c.FileMandatoryReport(cm.StatutoryGround.CHILD_ABUSE, "POL-2026-1")
+
+
+def _confirm(d: Driver) -> c.Command:
+    d.policy = confirming_policy()
+    d.do(c.InvokeStatutoryOverride(cm.StatutoryGround.CHILD_ABUSE))
+    return c.ConfirmStatutoryOverride()
 
 
 def _close(d: Driver) -> c.Command:
@@ -97,6 +103,7 @@ RECIPES: dict[str, Callable[[Driver], c.Command]] = {
     "record_consent": _const(c.RecordConsent(consent(cm.ConsentScope.SHARING, "share-x", "x"))),
     "invoke_override": _const(c.InvokeStatutoryOverride(cm.StatutoryGround.CHILD_ABUSE)),
     "file_report": _file,
+    "confirm_override": _confirm,
     "record_need": _const(c.RecordNeed(cm.Need("N9", cm.NeedDomain.LEGAL))),
     "record_strength": _const(c.RecordStrength(cm.Strength("a helpful neighbour"))),
     "set_goal": _const(c.SetGoal(cm.Goal("G9", "pay off the debt"))),
@@ -141,7 +148,7 @@ def test_every_transition_is_accepted_and_lands_where_defined(source: str, event
     else:
         command = RECIPES[event](d)
     before = d.case
-    actor = SUPERVISOR if event in ("approve_plan", "reopen") else WORKER
+    actor = SUPERVISOR if event in ("approve_plan", "reopen", "confirm_override") else WORKER
     after = d.do(command, actor=actor)
     assert after.state is S(dest)
     assert after.version == before.version + 1

@@ -9,6 +9,7 @@ import pytest
 
 import casemgmt_core as cm
 from casemgmt_core import commands as c
+from casemgmt_core.policy import StatutorySubject
 
 from .support import T0, reach
 
@@ -40,23 +41,36 @@ def test_the_example_policy_loads() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "fragment"),
+    ("text", "fragment", "field"),
     [
-        ("[time_limits]\ncase_max_days = 0", "case_max_days must be more than 0"),
-        ("[time_limits]\ncase_max_dayz = 3", "case_max_dayz"),
-        ("[eligibility]\nmin_crisis_factors = 'two'", "policy.eligibility.min_crisis_factors"),
-        ("[eligibility]\ntarget_child_age = [13, 6]", "youngest <= oldest"),
-        ("[statutory.child_abuse]\nenabled = false", "cannot be disabled"),
-        ("[statutory.abduction]\nenabled = true", "unknown ground 'abduction'"),
-        ("[statutory.elder_abuse]\nenabled = true\nauthority = ''", "needs a legal_basis and an authority"),
-        ("[access]\ncaseworker = ['fly']", "unknown events ['fly']"),
-        ("programme = ", "not valid TOML"),
+        ("[time_limits]\ncase_max_days = 0", "is out of range, got 0", "policy.time_limits.case_max_days"),
+        ("[time_limits]\ncase_max_dayz = 3", "unknown key", "policy.time_limits.case_max_dayz"),
+        (
+            "[eligibility]\nmin_crisis_factors = 'two'",
+            "must be a whole number",
+            "policy.eligibility.min_crisis_factors",
+        ),
+        ("[eligibility]\ntarget_child_age = [13, 6]", "youngest", "policy.eligibility.target_child_age"),
+        (
+            "[statutory.child_abuse]\nenabled = false",
+            "cannot be disabled",
+            "policy.statutory.child_abuse.enabled",
+        ),
+        ("[statutory.abduction]\nenabled = true", "unknown ground", "policy.statutory.abduction"),
+        (
+            "[statutory.elder_abuse]\nenabled = true\nauthority = ''",
+            "needs a legal_basis and an authority",
+            "policy.statutory.elder_abuse.authority",
+        ),
+        ("[access]\ncaseworker = ['fly']", "unknown events 'fly'", "policy.access.caseworker"),
+        ("programme = ", "not valid TOML", "policy"),
     ],
 )
-def test_invalid_policies_say_what_is_wrong(text: str, fragment: str) -> None:
+def test_invalid_policies_say_what_is_wrong_and_where(text: str, fragment: str, field: str) -> None:
     with pytest.raises(cm.PolicyError) as info:
         cm.load_policy(text)
     assert fragment in str(info.value)
+    assert info.value.field == field
     assert isinstance(info.value, cm.CaseManagementError)
 
 
@@ -64,6 +78,17 @@ def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(cm.PolicyError) as info:
         cm.load_policy("[time_limits]\nplan_days = 'x'\nassessment_days = 'y'")
     assert len(info.value.problems) == 2
+
+
+def test_every_failing_bound_is_reported_not_only_the_first() -> None:
+    with pytest.raises(cm.PolicyError) as info:
+        cm.load_policy("[time_limits]\nplan_days = 0\ncase_max_days = 0\nreminder_lead_days = 'x'")
+    assert set(info.value.fields) == {
+        "policy.time_limits.plan_days",
+        "policy.time_limits.case_max_days",
+        "policy.time_limits.reminder_lead_days",
+    }
+    assert len(info.value.problems) == 3
 
 
 def test_unreadable_file_is_a_policy_error(tmp_path: Path) -> None:
@@ -109,3 +134,59 @@ def test_mandatory_report_is_due_until_filed() -> None:
 def test_closed_cases_have_nothing_due() -> None:
     d = reach(S.CLOSED)
     assert cm.due(d.case, cm.DEFAULT_POLICY, T0 + dt.timedelta(days=1000)) == []
+
+
+def test_statutory_rules_say_whom_they_protect_and_who_invokes_and_confirms() -> None:
+    rules = cm.DEFAULT_POLICY.statutory
+    G = cm.StatutoryGround
+    assert rules[G.CHILD_ABUSE].applies_to is StatutorySubject.MINOR
+    assert rules[G.ELDER_ABUSE].applies_to is StatutorySubject.ELDER
+    assert rules[G.DOMESTIC_VIOLENCE].applies_to is StatutorySubject.ANY
+    for rule in rules.values():
+        assert rule.invoked_by == frozenset({"intake_officer", "caseworker", "supervisor"})
+        assert rule.confirmation_within_hours is None
+        assert rule.confirmed_by == frozenset({"supervisor"})
+    assert cm.DEFAULT_POLICY.eligibility.elder_age == 65
+
+
+def test_the_new_statutory_keys_load_over_the_grounds_defaults() -> None:
+    p = cm.load_policy(
+        """
+[eligibility]
+elder_age = 60
+
+[statutory.elder_abuse]
+enabled = true
+applies_to = "any"
+invoked_by = ["caseworker"]
+confirmation_within_hours = 48
+confirmed_by = ["supervisor", "team_lead"]
+"""
+    )
+    rule = p.statutory[cm.StatutoryGround.ELDER_ABUSE]
+    assert rule.applies_to is StatutorySubject.ANY
+    assert rule.invoked_by == frozenset({"caseworker"})
+    assert rule.confirmation_within_hours == 48
+    assert rule.confirmed_by == frozenset({"supervisor", "team_lead"})
+    assert rule.legal_basis == cm.DEFAULT_POLICY.statutory[cm.StatutoryGround.ELDER_ABUSE].legal_basis
+    assert p.statutory[cm.StatutoryGround.CHILD_ABUSE].applies_to is StatutorySubject.MINOR
+    assert p.eligibility.elder_age == 60
+
+
+def test_confirming_an_override_is_for_supervisors_by_default() -> None:
+    access = cm.DEFAULT_POLICY.access
+    assert not access.allows("caseworker", "confirm_override")
+    assert not access.allows("intake_officer", "confirm_override")
+    assert access.allows("supervisor", "confirm_override") == ("confirm_override" in c.COMMAND_TYPES)
+
+
+def test_rules_built_in_python_are_checked_too() -> None:
+    with pytest.raises(cm.InvalidData, match=r"StatutoryRule\.invoked_by"):
+        cm.StatutoryRule(invoked_by=frozenset())
+    with pytest.raises(cm.InvalidData, match=r"StatutoryRule\.applies_to"):
+        cm.StatutoryRule(applies_to="minor")  # type: ignore[arg-type]
+    with pytest.raises(cm.InvalidData, match=r"TimeLimits\.case_max_days"):
+        cm.TimeLimits(case_max_days=True)
+    with pytest.raises(cm.InvalidData, match=r"Eligibility\.jurisdiction"):
+        cm.Eligibility(jurisdiction="R1")
+    assert cm.StatutoryRule(invoked_by={"caseworker"}).invoked_by == frozenset({"caseworker"})

@@ -18,6 +18,7 @@ from .commands import (
     CompleteAftercare,
     CompleteAssessment,
     CompleteIntake,
+    ConfirmStatutoryOverride,
     DeclareCrisis,
     Decline,
     EndService,
@@ -49,6 +50,7 @@ from .commands import (
 )
 from .engine import Decision, apply, decide, journal, replay
 from .errors import (
+    REDACTED,
     AuthorizationDenied,
     CaseManagementError,
     CaseNotFound,
@@ -94,7 +96,16 @@ from .model import (
     StatutoryOverride,
     Strength,
 )
-from .policy import DEFAULT_POLICY, AccessRules, Eligibility, Policy, StatutoryRule, TimeLimits, load_policy
+from .policy import (
+    DEFAULT_POLICY,
+    AccessRules,
+    Eligibility,
+    Policy,
+    StatutoryRule,
+    StatutorySubject,
+    TimeLimits,
+    load_policy,
+)
 from .ports import (
     BrokenLink,
     CaseQuery,
@@ -171,6 +182,7 @@ __all__ = [
     "InvokeStatutoryOverride",
     "FileMandatoryReport",
     "CompleteIntake",
+    "ConfirmStatutoryOverride",
     "Select",
     "Redirect",
     "ReferToCounselling",
@@ -205,6 +217,7 @@ __all__ = [
     "AccessRules",
     "Eligibility",
     "StatutoryRule",
+    "StatutorySubject",
     "TimeLimits",
     "load_policy",
     # ports and adapters
@@ -232,6 +245,7 @@ __all__ = [
     "TransitionRefused",
     "UnknownCommand",
     "InvalidData",
+    "REDACTED",
     "PolicyError",
     "AuthorizationDenied",
     "CaseNotFound",

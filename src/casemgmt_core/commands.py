@@ -13,8 +13,19 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
-from attrs import evolve, frozen
+from attrs import evolve, field, frozen
 
+from . import _validation as v
+from ._validation import (
+    MAX_LINE,
+    MAX_NAME,
+    aware_datetime,
+    boolean,
+    enum_member,
+    identifier,
+    instance_of,
+    optional,
+)
 from .model import (
     AftercarePlan,
     Agency,
@@ -46,6 +57,7 @@ __all__ = [
     "CompleteAftercare",
     "CompleteAssessment",
     "CompleteIntake",
+    "ConfirmStatutoryOverride",
     "DeclareCrisis",
     "Decline",
     "EndService",
@@ -106,15 +118,15 @@ class OpenCase(Command):
     """Open a case for a referred household. ``case_id`` is chosen by the caller or the store."""
 
     event: ClassVar[str] = "open"
-    case_id: str
-    household: Household
-    referral: Referral
+    case_id: str = field(validator=identifier)
+    household: Household = field(validator=instance_of(Household))
+    referral: Referral = field(validator=instance_of(Referral))
 
 
 @frozen
 class AssignCaseworker(Command):
     event: ClassVar[str] = "assign"
-    caseworker_id: str
+    caseworker_id: str = field(validator=identifier)
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"caseworker_id": self.caseworker_id}
@@ -128,7 +140,7 @@ class StartIntake(Command):
 @frozen
 class RecordCrisisFactor(Command):
     event: ClassVar[str] = "record_crisis_factor"
-    factor: CrisisFactor
+    factor: CrisisFactor = field(validator=enum_member(CrisisFactor))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"crisis_factors": case.crisis_factors | {self.factor}}
@@ -139,9 +151,9 @@ class RecordIntakeFindings(Command):
     """What the first interview found: is one piece of information or counselling all that is wanted?"""
 
     event: ClassVar[str] = "record_intake_findings"
-    information_only: bool = False
-    counselling_only: bool = False
-    wanted_change: str = ""
+    information_only: bool = field(default=False, validator=boolean)
+    counselling_only: bool = field(default=False, validator=boolean)
+    wanted_change: str = field(default="", validator=v.text(MAX_LINE))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"information_only": self.information_only, "counselling_only": self.counselling_only}
@@ -150,7 +162,7 @@ class RecordIntakeFindings(Command):
 @frozen
 class RecordConsent(Command):
     event: ClassVar[str] = "record_consent"
-    consent: Consent
+    consent: Consent = field(validator=instance_of(Consent))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"consents": (*case.consents, self.consent)}
@@ -161,7 +173,7 @@ class WithdrawConsent(Command):
     """Withdraw a consent. Withdrawing the last service consent closes the case (no statutory basis)."""
 
     event: ClassVar[str] = "withdraw_consent"
-    consent_id: str
+    consent_id: str = field(validator=identifier)
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         withdrawn = _replace_where(
@@ -176,21 +188,29 @@ class WithdrawConsent(Command):
 class InvokeStatutoryOverride(Command):
     """Use a statutory duty to intervene without consent (child abuse above all).
 
-    ``legal_basis``, ``authority`` and ``report_due_at`` are filled from the policy when accepted.
+    ``member_id`` names the member the ground concerns (a child, for child abuse); without it,
+    the household must have such a member. ``legal_basis``, ``authority``, ``report_due_at`` and
+    ``confirm_by`` come from the policy: :func:`~casemgmt_core.decide` fills them in, and refuses
+    a command that names a legal basis or an authority other than the policy's.
     """
 
     event: ClassVar[str] = "invoke_override"
-    ground: StatutoryGround
-    legal_basis: str = ""
-    authority: str = ""
-    report_due_at: dt.datetime | None = None
+    ground: StatutoryGround = field(validator=enum_member(StatutoryGround))
+    member_id: str | None = field(default=None, validator=optional(identifier))
+    legal_basis: str = field(default="", validator=v.line(personal=False))
+    authority: str = field(default="", validator=v.line(personal=False))
+    report_due_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    confirm_by: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         assert self.report_due_at is not None, "decide() fills report_due_at"
-        override = StatutoryOverride(self.ground, self.legal_basis, actor_id, at)
-        report = MandatoryReport(self.ground, self.authority, self.report_due_at)
+        override = StatutoryOverride(self.ground, self.legal_basis, actor_id, at, self.confirm_by)
+        event_id = f"{case.case_id}/{case.version + 1}"
+        report = MandatoryReport(self.ground, self.authority, self.report_due_at, event_id=event_id)
+        current = case.statutory_override
         return {
-            "statutory_override": case.statutory_override or override,
+            # A lapsed override gives way to the new one; one in force stays the case's basis.
+            "statutory_override": current if current is not None and current.in_force(at) else override,
             "mandatory_reports": (*case.mandatory_reports, report),
             "crisis_factors": case.crisis_factors | {CrisisFactor(self.ground.value)},
         }
@@ -198,19 +218,36 @@ class InvokeStatutoryOverride(Command):
 
 @frozen
 class FileMandatoryReport(Command):
-    """Record that the mandatory report was made, with the authority's reference."""
+    """Record the authority's reference for the mandatory report on ``ground``.
+
+    Accepted only once the report's delivery to the authority was confirmed: ``delivered_at`` is
+    filled in by :func:`~casemgmt_core.decide` from what the service layer found in the outbox.
+    """
 
     event: ClassVar[str] = "file_report"
-    ground: StatutoryGround
-    reference: str
+    ground: StatutoryGround = field(validator=enum_member(StatutoryGround))
+    reference: str = field(validator=v.line(MAX_NAME, personal=False))
+    delivered_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         reports, done = [], False
         for r in case.mandatory_reports:
-            if not done and r.ground is self.ground and r.reference is None:
-                r, done = evolve(r, reference=self.reference, filed_at=at), True
+            if not done and r.ground is self.ground and not r.filed:
+                r = evolve(r, reference=self.reference, filed_at=at, delivered_at=self.delivered_at)
+                done = True
             reports.append(r)
         return {"mandatory_reports": tuple(reports)}
+
+
+@frozen
+class ConfirmStatutoryOverride(Command):
+    """A second person (by policy, e.g. a supervisor) confirms the case's statutory override."""
+
+    event: ClassVar[str] = "confirm_override"
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        assert case.statutory_override is not None
+        return {"statutory_override": evolve(case.statutory_override, confirmed_by=actor_id, confirmed_at=at)}
 
 
 @frozen
@@ -236,7 +273,7 @@ class Redirect(Command):
     """Redirect to a single service or to information: integrated case management is not needed."""
 
     event: ClassVar[str] = "redirect"
-    service: str
+    service: str = field(validator=identifier)
 
 
 @frozen
@@ -247,7 +284,7 @@ class ReferToCounselling(Command):
 @frozen
 class Decline(Command):
     event: ClassVar[str] = "decline"
-    grounds: str
+    grounds: str = field(validator=v.text(MAX_LINE))
 
 
 @frozen
@@ -255,7 +292,7 @@ class HandOver(Command):
     """Hand the household to the agency that already manages it (or should)."""
 
     event: ClassVar[str] = "hand_over"
-    agency: Agency
+    agency: Agency = field(validator=instance_of(Agency))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"handed_over_to": self.agency}
@@ -267,7 +304,7 @@ class HandOver(Command):
 @frozen
 class RecordNeed(Command):
     event: ClassVar[str] = "record_need"
-    need: Need
+    need: Need = field(validator=instance_of(Need))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"needs": (*case.needs, self.need)}
@@ -276,7 +313,7 @@ class RecordNeed(Command):
 @frozen
 class RecordStrength(Command):
     event: ClassVar[str] = "record_strength"
-    strength: Strength
+    strength: Strength = field(validator=instance_of(Strength))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"strengths": (*case.strengths, self.strength)}
@@ -290,7 +327,7 @@ class CompleteAssessment(Command):
 @frozen
 class SetGoal(Command):
     event: ClassVar[str] = "set_goal"
-    goal: Goal
+    goal: Goal = field(validator=instance_of(Goal))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"goals": (*case.goals, self.goal)}
@@ -299,7 +336,7 @@ class SetGoal(Command):
 @frozen
 class AchieveGoal(Command):
     event: ClassVar[str] = "achieve_goal"
-    goal_id: str
+    goal_id: str = field(validator=identifier)
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         achieved = _replace_where(
@@ -311,7 +348,7 @@ class AchieveGoal(Command):
 @frozen
 class ScheduleConference(Command):
     event: ClassVar[str] = "schedule_conference"
-    conference: CaseConference
+    conference: CaseConference = field(validator=instance_of(CaseConference))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"conferences": (*case.conferences, self.conference)}
@@ -322,8 +359,8 @@ class HoldConference(Command):
     """Record that a scheduled case conference took place, and what it decided."""
 
     event: ClassVar[str] = "hold_conference"
-    conference_id: str
-    decisions: str
+    conference_id: str = field(validator=identifier)
+    decisions: str = field(validator=v.text())
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         held = _replace_where(
@@ -339,7 +376,7 @@ class ApprovePlan(Command):
     """Approve the service plan (optionally by a case conference) and start services."""
 
     event: ClassVar[str] = "approve_plan"
-    conference_id: str | None = None
+    conference_id: str | None = field(default=None, validator=optional(identifier))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"plan_approved_at": at}
@@ -353,7 +390,7 @@ class LinkService(Command):
     """Link one service item to a provider. ``item.time_limit`` defaults to the policy maximum."""
 
     event: ClassVar[str] = "link_service"
-    item: ServiceItem
+    item: ServiceItem = field(validator=instance_of(ServiceItem))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"service_items": (*case.service_items, self.item)}
@@ -362,8 +399,8 @@ class LinkService(Command):
 @frozen
 class EndService(Command):
     event: ClassVar[str] = "end_service"
-    item_id: str
-    outcome: str = ""
+    item_id: str = field(validator=identifier)
+    outcome: str = field(default="", validator=v.text(MAX_LINE))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         ended = _replace_where(
@@ -379,9 +416,9 @@ class RecordJournal(Command):
     """Record what was found or changed: new finding, changed need, observed change, role, contact."""
 
     event: ClassVar[str] = "record_journal"
-    kind: JournalKind
-    text: str
-    member_id: str | None = None
+    kind: JournalKind = field(validator=enum_member(JournalKind))
+    text: str = field(validator=v.text())
+    member_id: str | None = field(default=None, validator=optional(identifier))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         if self.kind is JournalKind.CONTACT:
@@ -392,7 +429,7 @@ class RecordJournal(Command):
 @frozen
 class StartReassessment(Command):
     event: ClassVar[str] = "start_reassessment"
-    grounds: str = ""
+    grounds: str = field(default="", validator=v.text(MAX_LINE))
 
 
 @frozen
@@ -411,7 +448,7 @@ class ResumeService(Command):
 @frozen
 class DeclareCrisis(Command):
     event: ClassVar[str] = "declare_crisis"
-    description: str
+    description: str = field(validator=v.text(MAX_LINE))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"resume_state": case.state}
@@ -422,7 +459,7 @@ class ResolveCrisis(Command):
     """End the crisis intervention; the case resumes the stage it was in."""
 
     event: ClassVar[str] = "resolve_crisis"
-    summary: str = ""
+    summary: str = field(default="", validator=v.text(MAX_LINE))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"resume_state": None}
@@ -434,7 +471,7 @@ class ResolveCrisis(Command):
 @frozen
 class Close(Command):
     event: ClassVar[str] = "close"
-    reason: ClosureReason
+    reason: ClosureReason = field(validator=enum_member(ClosureReason))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {"closure": Closure(self.reason, at), "resume_state": None}
@@ -448,8 +485,8 @@ class StartAftercare(Command):
     """
 
     event: ClassVar[str] = "start_aftercare"
-    justification: str
-    until: dt.datetime | None = None
+    justification: str = field(validator=v.text(MAX_LINE))
+    until: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         assert self.until is not None, "decide() fills until"
@@ -470,7 +507,7 @@ class Reopen(Command):
     """Reopen on recurrence: a new episode starts at intake."""
 
     event: ClassVar[str] = "reopen"
-    grounds: str
+    grounds: str = field(validator=v.text(MAX_LINE))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         return {
@@ -496,6 +533,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         WithdrawConsent,
         InvokeStatutoryOverride,
         FileMandatoryReport,
+        ConfirmStatutoryOverride,
         CompleteIntake,
         Select,
         Redirect,

@@ -14,10 +14,12 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+import attrs
 from attrs import evolve
 
 from . import commands as c
-from .errors import InvalidData, TransitionRefused, UnknownCommand
+from ._validation import DATE_MAX, MAX_LINE, check_identifier, check_text, shown
+from .errors import REDACTED, InvalidData, TransitionRefused, UnknownCommand
 from .events import Event
 from .guards import NO_FACTS, Facts, Reason, Verdict
 from .lifecycle import INITIAL_STATE, TABLE, CompiledTransition, allowed_events
@@ -31,10 +33,19 @@ from .model import (
     ConsentScope,
     Household,
     JournalEntry,
+    Member,
 )
 from .policy import Policy
 
-__all__ = ["Decision", "apply", "decide", "journal", "replay"]
+__all__ = ["CLOCK_SKEW", "Decision", "apply", "decide", "journal", "replay"]
+
+#: How far into the future a recorded fact (a referral, a consent) may be dated, to allow for
+#: clocks that differ a little between the device that recorded it and the server.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+#: How far ahead a plan may be dated (a service item's start, a conference).
+PLANNING_HORIZON = dt.timedelta(days=366)
+_NOW_MIN = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+_NOW_MAX = dt.datetime(DATE_MAX.year - 100, 1, 1, tzinfo=dt.UTC)
 
 
 class Decision(NamedTuple):
@@ -58,8 +69,25 @@ def decide(
     correlation_id: str | None = None,
 ) -> Decision:
     """Decide ``command`` against ``case`` at ``now`` (timezone-aware) under ``policy``."""
-    if now.tzinfo is None:
-        raise InvalidData("must be timezone-aware", field="now", allowed="an aware datetime")
+    if not isinstance(command, c.Command):
+        raise InvalidData(
+            f"must be a command, not {type(command).__name__}", field="command", allowed="a Command"
+        )
+    if type(now) is not dt.datetime or now.tzinfo is None or not _NOW_MIN <= now < _NOW_MAX:
+        raise InvalidData(
+            "must be a timezone-aware datetime of this era",
+            field="now",
+            allowed=f"an aware datetime from {_NOW_MIN.year} to {_NOW_MAX.year}",
+            value=shown(now),
+        )
+    if type(actor) is not Actor and not isinstance(actor, Actor):
+        raise InvalidData(f"must be an Actor, not {type(actor).__name__}", field="actor", allowed="an Actor")
+    if note:
+        check_text(note, "note", limit=MAX_LINE)
+    if correlation_id is not None:
+        check_identifier(correlation_id, "correlation_id")
+    if type(facts) is not Facts or type(policy) is not Policy:
+        _check_context(policy, facts)
     if isinstance(command, c.OpenCase):
         if case is not None:
             raise UnknownCommand(
@@ -71,6 +99,8 @@ def decide(
         return _open(command, policy, now, actor, facts, note, correlation_id)
     if case is None:
         raise InvalidData(f"{command.event!r} needs an existing case", field="case")
+    if type(case) is not Case:
+        raise InvalidData(f"must be a Case, not {type(case).__name__}", field="case", allowed="a Case")
     step = _STEPS.get((case.state, command.event))
     if step is None:
         transition = _select(case, command)  # raises UnknownCommand, or picks a branch
@@ -78,7 +108,7 @@ def decide(
     else:
         transition, check, complete = step
     if check is not None:
-        check(case, command)
+        check(case, command, policy, now, actor)
     verdicts: tuple[Verdict, ...] = ()
     legal_basis = None
     if transition.guards:
@@ -88,7 +118,7 @@ def decide(
                 raise _refused(case, command, verdict)
         if case.statutory_override is not None:
             legal_basis = _legal_basis(case, verdicts)
-    completed = complete(command, policy, now) if complete is not None else command
+    completed = complete(command, policy, now, facts) if complete is not None else command
     if type(completed) is c.InvokeStatutoryOverride:
         legal_basis = completed.legal_basis
     event = Event(
@@ -151,16 +181,14 @@ def _open(
     note: str,
     correlation_id: str | None,
 ) -> Decision:
-    _check_household(command.household)
+    _check_household(command.household, policy, now)
     referral = command.referral
-    _aware(referral.received_at, "referral.received_at")
+    _not_future(referral.received_at, now, "referral.received_at")
     if referral.channel in REFERRING_BODY_CHANNELS and referral.referring_agency is None:
         raise InvalidData(
             f"a referral by {referral.channel.value} must name the referring agency",
             field="referral.referring_agency",
         )
-    if not command.case_id:
-        raise InvalidData("must not be empty", field="case_id")
     opened = Event(
         command.case_id,
         1,
@@ -196,19 +224,26 @@ def _open(
 # Completions fill in what the policy derives, so that the recorded event replays without it.
 
 
-def _complete_override(command: c.Command, policy: Policy, now: dt.datetime) -> c.Command:
+def _complete_override(command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> c.Command:
     assert isinstance(command, c.InvokeStatutoryOverride)
     rule = policy.statutory_rule(command.ground)
     assert rule is not None  # the ground_enabled guard has run
+    confirm = rule.confirmation_within_hours
     return evolve(
         command,
-        legal_basis=command.legal_basis or rule.legal_basis,
-        authority=command.authority or rule.authority,
+        legal_basis=rule.legal_basis,
+        authority=rule.authority,
         report_due_at=now + dt.timedelta(hours=rule.report_within_hours),
+        confirm_by=None if confirm is None else now + dt.timedelta(hours=confirm),
     )
 
 
-def _complete_link(command: c.Command, policy: Policy, now: dt.datetime) -> c.Command:
+def _complete_file_report(command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> c.Command:
+    assert isinstance(command, c.FileMandatoryReport)
+    return evolve(command, delivered_at=facts.report_delivered_at)
+
+
+def _complete_link(command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> c.Command:
     assert isinstance(command, c.LinkService)
     if command.item.time_limit is not None:
         return command
@@ -216,15 +251,18 @@ def _complete_link(command: c.Command, policy: Policy, now: dt.datetime) -> c.Co
     return evolve(command, item=evolve(command.item, time_limit=limit))
 
 
-def _complete_aftercare(command: c.Command, policy: Policy, now: dt.datetime) -> c.Command:
+def _complete_aftercare(command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> c.Command:
     assert isinstance(command, c.StartAftercare)
     if command.until is not None:
         return command
     return evolve(command, until=now + dt.timedelta(days=policy.time_limits.aftercare_days))
 
 
-_COMPLETIONS: dict[type[c.Command], Callable[[c.Command, Policy, dt.datetime], c.Command]] = {
+Completion = Callable[[c.Command, Policy, dt.datetime, Facts], c.Command]
+
+_COMPLETIONS: dict[type[c.Command], Completion] = {
     c.InvokeStatutoryOverride: _complete_override,
+    c.FileMandatoryReport: _complete_file_report,
     c.LinkService: _complete_link,
     c.StartAftercare: _complete_aftercare,
 }
@@ -237,16 +275,24 @@ def apply(case: Case | None, event: Event) -> Case:
         if case is not None or event.version != 1:
             raise InvalidData("an opening event must be the first event of its case", field="event")
         at = event.occurred_at
-        return Case(
-            case_id=payload.case_id,
-            household=payload.household,
-            referral=payload.referral,
-            state=event.target,
-            opened_at=at,
-            state_entered_at=at,
-            episode_started_at=at,
-            version=1,
+        # Its parts were validated when the command was built (or loaded): skip Case's validators.
+        new = _new(Case)
+        _set(
+            new,
+            "__dict__",
+            _CASE_DEFAULTS
+            | {
+                "case_id": payload.case_id,
+                "household": payload.household,
+                "referral": payload.referral,
+                "state": event.target,
+                "opened_at": at,
+                "state_entered_at": at,
+                "episode_started_at": at,
+                "version": 1,
+            },
         )
+        return new
     if case is None:
         raise InvalidData(f"{event.event!r} event before the case was opened", field="event")
     if event.version != case.version + 1 or event.case_id != case.case_id:
@@ -276,6 +322,7 @@ def _advance(case: Case, event: Event) -> Case:
 
 _new = object.__new__
 _set = object.__setattr__
+_CASE_DEFAULTS = {a.name: a.default for a in attrs.fields(Case) if a.default is not attrs.NOTHING}
 
 
 def _closed_by_withdrawal(case: Case, at: dt.datetime) -> dict[str, object]:
@@ -303,39 +350,109 @@ def replay(events: Iterable[Event]) -> Case:
     return case
 
 
-# -- reference checks: a command must refer to things that exist ------------------------------
+# -- checks of what a command refers to, and of what depends on the case and the clock ---------
+#
+# Fields are validated when their objects are built (see casemgmt_core._validation); these checks
+# need the case, the policy or the clock. Each raises InvalidData naming the field.
 
 
-def _aware(value: dt.datetime | None, name: str) -> None:
-    if value is not None and value.tzinfo is None:
-        raise InvalidData("must be timezone-aware", field=name, allowed="an aware datetime")
+def _check_context(policy: object, facts: object) -> None:
+    if not isinstance(policy, Policy):
+        raise InvalidData(
+            f"must be a Policy, not {type(policy).__name__}", field="policy", allowed="a Policy"
+        )
+    if not isinstance(facts, Facts):
+        raise InvalidData(f"must be Facts, not {type(facts).__name__}", field="facts", allowed="a Facts")
 
 
-def _check_household(household: Household) -> None:
-    ids = [m.member_id for m in household.members]
-    if not household.household_id:
-        raise InvalidData("must not be empty", field="household.household_id")
-    if not ids:
+def _not_future(value: dt.datetime, now: dt.datetime, name: str) -> None:
+    if value > now + CLOCK_SKEW:
+        raise InvalidData(
+            "is in the future",
+            field=name,
+            allowed=f"at most {int(CLOCK_SKEW.total_seconds() // 60)} minutes after now ({now.isoformat()})",
+            value=value.isoformat(),
+        )
+
+
+def _not_before(value: dt.datetime, earliest: dt.datetime, name: str, what: str) -> None:
+    if value < earliest:
+        raise InvalidData(
+            f"is before {what}",
+            field=name,
+            allowed=f"{earliest.isoformat()} or later",
+            value=value.isoformat(),
+        )
+
+
+def _within_horizon(value: dt.datetime, now: dt.datetime, name: str) -> None:
+    if value > now + PLANNING_HORIZON:
+        raise InvalidData(
+            "is too far ahead",
+            field=name,
+            allowed=f"within {PLANNING_HORIZON.days} days of now",
+            value=value.isoformat(),
+        )
+
+
+def _check_household(household: Household, policy: Policy, now: dt.datetime) -> None:
+    members = {m.member_id: m for m in household.members}
+    if not members:
         raise InvalidData("a household needs at least one member", field="household.members")
-    if len(set(ids)) != len(ids):
-        raise InvalidData("member ids must be unique", field="household.members")
+    if len(members) != len(household.members):
+        raise InvalidData("member ids must be unique", field="household.members.member_id")
+    today = now.date()
+    majority = policy.eligibility.age_of_majority
     for m in household.members:
-        if m.guardian_id is not None and m.guardian_id not in ids:
+        if m.birth_date > today:
+            raise InvalidData(
+                f"member {m.member_id!r} is born after today",
+                field="household.members.birth_date",
+                allowed=f"{today.isoformat()} or earlier",
+                value=REDACTED,
+            )
+    for m in household.members:
+        if m.guardian_id is None:
+            continue
+        guardian = members.get(m.guardian_id)
+        if guardian is None:
             raise InvalidData(
                 f"guardian {m.guardian_id!r} of {m.member_id!r} is not a member",
                 field="household.members.guardian_id",
-                allowed=", ".join(ids),
+                allowed=", ".join(members),
             )
+        if guardian is m:
+            raise InvalidData(
+                f"{m.member_id!r} cannot be their own guardian", field="household.members.guardian_id"
+            )
+        if guardian.age_on(today) < majority:
+            raise InvalidData(
+                f"guardian {guardian.member_id!r} of {m.member_id!r} is not an adult",
+                field="household.members.guardian_id",
+                allowed=f"another member aged {majority} or over",
+            )
+        seen = {m.member_id}
+        walk: Member | None = guardian
+        while walk is not None and walk.guardian_id is not None:
+            if walk.member_id in seen:
+                raise InvalidData(
+                    f"the guardians of {m.member_id!r} form a cycle", field="household.members.guardian_id"
+                )
+            seen.add(walk.member_id)
+            walk = members.get(walk.guardian_id)
 
 
 def _missing(what: str, key: str, known: Iterable[str], field: str) -> InvalidData:
     return InvalidData(f"no {what} {key!r} in this case", field=field, allowed=", ".join(known) or "none yet")
 
 
-def _check_record_consent(case: Case, command: c.Command) -> None:
+def _check_record_consent(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
     assert isinstance(command, c.RecordConsent)
     consent = command.consent
-    _aware(consent.given_at, "consent.given_at")
+    _not_future(consent.given_at, now, "consent.given_at")
+    _not_before(consent.given_at, case.referral.received_at, "consent.given_at", "the referral")
     if any(x.consent_id == consent.consent_id for x in case.consents):
         raise InvalidData(f"consent {consent.consent_id!r} is already recorded", field="consent.consent_id")
     if (consent.scope is ConsentScope.SHARING) != (consent.agency_id is not None):
@@ -347,72 +464,111 @@ def _check_record_consent(case: Case, command: c.Command) -> None:
         raise InvalidData("record the consent first, then withdraw it", field="consent.withdrawn_at")
 
 
-def _check_withdraw_consent(case: Case, command: c.Command) -> None:
+def _check_withdraw_consent(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
     assert isinstance(command, c.WithdrawConsent)
     active = [x.consent_id for x in case.consents if x.active]
     if command.consent_id not in active:
         raise _missing("active consent", command.consent_id, active, "consent_id")
 
 
-def _check_record_need(case: Case, command: c.Command) -> None:
+def _check_record_need(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
     assert isinstance(command, c.RecordNeed)
     if case.need(command.need.need_id) is not None:
         raise InvalidData(f"need {command.need.need_id!r} is already recorded", field="need.need_id")
 
 
-def _check_set_goal(case: Case, command: c.Command) -> None:
+def _check_record_strength(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
+    assert isinstance(command, c.RecordStrength)
+    member_id = command.strength.member_id
+    if member_id is not None and case.household.member(member_id) is None:
+        raise _missing(
+            "member", member_id, (m.member_id for m in case.household.members), "strength.member_id"
+        )
+
+
+def _check_set_goal(case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor) -> None:
     assert isinstance(command, c.SetGoal)
     if any(g.goal_id == command.goal.goal_id for g in case.goals):
         raise InvalidData(f"goal {command.goal.goal_id!r} is already set", field="goal.goal_id")
+    if command.goal.achieved_at is not None:
+        raise InvalidData("set the goal first, then achieve it (achieve_goal)", field="goal.achieved_at")
     for need_id in command.goal.need_ids:
         if case.need(need_id) is None:
             raise _missing("need", need_id, (n.need_id for n in case.needs), "goal.need_ids")
 
 
-def _check_achieve_goal(case: Case, command: c.Command) -> None:
+def _check_achieve_goal(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
     assert isinstance(command, c.AchieveGoal)
     open_goals = [g.goal_id for g in case.goals if g.achieved_at is None]
     if command.goal_id not in open_goals:
         raise _missing("open goal", command.goal_id, open_goals, "goal_id")
 
 
-def _check_link_service(case: Case, command: c.Command) -> None:
+def _check_link_service(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
     assert isinstance(command, c.LinkService)
     item = command.item
-    _aware(item.start, "item.start")
-    _aware(item.time_limit, "item.time_limit")
     if case.service_item(item.item_id) is not None:
         raise InvalidData(f"service item {item.item_id!r} is already linked", field="item.item_id")
     if case.need(item.need_id) is None:
         raise _missing("need", item.need_id, (n.need_id for n in case.needs), "item.need_id")
+    _not_before(item.start, case.referral.received_at, "item.start", "the referral")
+    _within_horizon(item.start, now, "item.start")
     if item.time_limit is not None and item.time_limit <= item.start:
-        raise InvalidData("must be after the start", field="item.time_limit")
+        raise InvalidData(
+            "must be after the start", field="item.time_limit", allowed=f"after {item.start.isoformat()}"
+        )
     if item.ended_at is not None:
         raise InvalidData("link the item first, then end it (end_service)", field="item.ended_at")
 
 
-def _check_end_service(case: Case, command: c.Command) -> None:
+def _check_end_service(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
     assert isinstance(command, c.EndService)
     running = [s.item_id for s in case.service_items if s.active]
     if command.item_id not in running:
         raise _missing("running service item", command.item_id, running, "item_id")
 
 
-def _check_schedule_conference(case: Case, command: c.Command) -> None:
+def _check_schedule_conference(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
     assert isinstance(command, c.ScheduleConference)
-    _aware(command.conference.scheduled_for, "conference.scheduled_for")
-    if any(x.conference_id == command.conference.conference_id for x in case.conferences):
+    conference = command.conference
+    if any(x.conference_id == conference.conference_id for x in case.conferences):
         raise InvalidData("conference id already used", field="conference.conference_id")
+    _not_before(
+        conference.scheduled_for, case.referral.received_at, "conference.scheduled_for", "the referral"
+    )
+    _within_horizon(conference.scheduled_for, now, "conference.scheduled_for")
+    if conference.held:
+        raise InvalidData(
+            "schedule the conference first, then record it (hold_conference)", field="conference.held"
+        )
 
 
-def _check_approve_plan(case: Case, command: c.Command) -> None:
+def _check_approve_plan(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
     assert isinstance(command, c.ApprovePlan)
     known = [x.conference_id for x in case.conferences]
     if command.conference_id is not None and command.conference_id not in known:
         raise _missing("conference", command.conference_id, known, "conference_id")
 
 
-def _check_record_journal(case: Case, command: c.Command) -> None:
+def _check_record_journal(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
     assert isinstance(command, c.RecordJournal)
     if not command.text.strip():
         raise InvalidData("must not be empty", field="text")
@@ -422,41 +578,128 @@ def _check_record_journal(case: Case, command: c.Command) -> None:
         )
 
 
-def _check_file_mandatory_report(case: Case, command: c.Command) -> None:
+def _check_file_mandatory_report(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
     assert isinstance(command, c.FileMandatoryReport)
     if not command.reference.strip():
         raise InvalidData("the authority's reference is required", field="reference")
+    if command.delivered_at is not None:
+        raise InvalidData(
+            "is filled in from the outbox's confirmation of delivery, not by the caller",
+            field="delivered_at",
+            allowed="None",
+        )
 
 
-def _check_assign_caseworker(case: Case, command: c.Command) -> None:
-    assert isinstance(command, c.AssignCaseworker)
-    if not command.caseworker_id:
-        raise InvalidData("must not be empty", field="caseworker_id")
+def _check_invoke_override(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
+    assert isinstance(command, c.InvokeStatutoryOverride)
+    if command.report_due_at is not None or command.confirm_by is not None:
+        raise InvalidData(
+            "deadlines come from the policy, not from the caller",
+            field="report_due_at" if command.report_due_at is not None else "confirm_by",
+            allowed="None",
+        )
+    rule = policy.statutory_rule(command.ground)
+    if rule is None:
+        return  # the ground_enabled guard refuses with its reason
+    # The legal basis and the authority are the law's, as the policy states them: a caller may
+    # repeat them but never replace them (the report would go to whoever the caller named).
+    if command.legal_basis and command.legal_basis != rule.legal_basis:
+        raise InvalidData(
+            "differs from the policy's legal basis for this ground",
+            field="legal_basis",
+            allowed=f"empty, or {rule.legal_basis!r}",
+            value=shown(command.legal_basis),
+        )
+    if command.authority and command.authority != rule.authority:
+        raise InvalidData(
+            "differs from the policy's authority for this ground",
+            field="authority",
+            allowed=f"empty, or {rule.authority!r}",
+            value=shown(command.authority),
+        )
+    if command.member_id is not None and case.household.member(command.member_id) is None:
+        raise _missing(
+            "member", command.member_id, (m.member_id for m in case.household.members), "member_id"
+        )
+    if actor.role not in rule.invoked_by:
+        raise _actor_refused(
+            case,
+            command,
+            Reason.ROLE_MAY_NOT_INVOKE,
+            f"role {actor.role!r} may not invoke the statutory override on {command.ground.value!r} "
+            f"(roles allowed by the policy: {', '.join(sorted(rule.invoked_by))})",
+        )
 
 
-def _check_hand_over(case: Case, command: c.Command) -> None:
-    assert isinstance(command, c.HandOver)
-    if not command.agency.id:
-        raise InvalidData("must not be empty", field="agency.id")
+def _check_confirm_override(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
+    assert isinstance(command, c.ConfirmStatutoryOverride)
+    override = case.statutory_override
+    rule = None if override is None else policy.statutory.get(override.ground)
+    if override is None or rule is None:
+        return  # the override_awaiting_confirmation guard refuses with its reason
+    if actor.role not in rule.confirmed_by:
+        raise _actor_refused(
+            case,
+            command,
+            Reason.ROLE_MAY_NOT_CONFIRM,
+            f"role {actor.role!r} may not confirm a statutory override on {override.ground.value!r} "
+            f"(roles allowed by the policy: {', '.join(sorted(rule.confirmed_by))})",
+        )
+    if actor.id == override.actor_id:
+        raise _actor_refused(
+            case,
+            command,
+            Reason.SAME_PERSON,
+            "the override must be confirmed by a second person, not by the one who invoked it",
+        )
 
 
-def _check_start_aftercare(case: Case, command: c.Command) -> None:
+def _actor_refused(case: Case, command: c.Command, reason: Reason, message: str) -> TransitionRefused:
+    return TransitionRefused(
+        case_id=case.case_id,
+        state=case.state.value,
+        event=command.event,
+        guard="statutory_actor",
+        reason=reason.value,
+        message=message,
+    )
+
+
+def _check_start_aftercare(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
     assert isinstance(command, c.StartAftercare)
-    _aware(command.until, "until")
+    if command.until is not None:
+        if command.until <= now:
+            raise InvalidData(
+                "after-care must end after it starts", field="until", allowed=f"after {now.isoformat()}"
+            )
+        _within_horizon(command.until, now, "until")
 
 
-def _check_hold_conference(case: Case, command: c.Command) -> None:
+def _check_hold_conference(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
     assert isinstance(command, c.HoldConference)
     pending = [x.conference_id for x in case.conferences if not x.held]
     if command.conference_id not in pending:
         raise _missing("conference not yet held", command.conference_id, pending, "conference_id")
 
 
-_CHECKS: dict[type[c.Command], Callable[[Case, c.Command], None]] = {
+Check = Callable[[Case, c.Command, Policy, dt.datetime, Actor], None]
+
+_CHECKS: dict[type[c.Command], Check] = {
     c.HoldConference: _check_hold_conference,
     c.RecordConsent: _check_record_consent,
     c.WithdrawConsent: _check_withdraw_consent,
     c.RecordNeed: _check_record_need,
+    c.RecordStrength: _check_record_strength,
     c.SetGoal: _check_set_goal,
     c.AchieveGoal: _check_achieve_goal,
     c.LinkService: _check_link_service,
@@ -465,14 +708,11 @@ _CHECKS: dict[type[c.Command], Callable[[Case, c.Command], None]] = {
     c.ApprovePlan: _check_approve_plan,
     c.RecordJournal: _check_record_journal,
     c.FileMandatoryReport: _check_file_mandatory_report,
-    c.AssignCaseworker: _check_assign_caseworker,
-    c.HandOver: _check_hand_over,
+    c.InvokeStatutoryOverride: _check_invoke_override,
+    c.ConfirmStatutoryOverride: _check_confirm_override,
     c.StartAftercare: _check_start_aftercare,
 }
 
-
-Check = Callable[[Case, c.Command], None]
-Completion = Callable[[c.Command, Policy, dt.datetime], c.Command]
 
 #: The hot path's single lookup: for each (state, event) with one candidate transition, the
 #: transition with its reference check and completion. Branching events go through _select.

@@ -16,6 +16,7 @@ __all__ = [
     "ConcurrencyConflict",
     "DuplicateCase",
     "InvalidData",
+    "REDACTED",
     "PolicyError",
     "StorageError",
     "TransitionRefused",
@@ -70,31 +71,55 @@ class UnknownCommand(CaseManagementError):
 
 
 class InvalidData(CaseManagementError, ValueError):
-    """Input that does not fit the model. ``field`` names where, ``allowed`` what would fit."""
+    """Input that does not fit the model, refused before anything was stored.
+
+    ``field`` names where (``Member.birth_date``, ``consent.given_at``, ``policy.time_limits``),
+    ``value`` shows what was given (``REDACTED`` where the value is personal data, shortened where
+    long) and ``allowed`` says what would fit.
+    """
 
     code = "invalid_data"
 
-    def __init__(self, message: str, *, field: str | None = None, allowed: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        allowed: str | None = None,
+        value: object = None,
+    ) -> None:
         self.field = field
         self.allowed = allowed
         self.message = message
+        self.value = value
         text = message if field is None else f"{field}: {message}"
         if allowed:
             text += f" (allowed: {allowed})"
         super().__init__(text)
 
 
+#: What :attr:`InvalidData.value` holds in place of personal data.
+REDACTED = "<redacted>"
+
+
 class PolicyError(InvalidData):
-    """A policy file or value is invalid; ``problems`` lists every problem found, not only the first."""
+    """A policy or scenario is invalid; ``problems`` lists every problem found, not only the first.
+
+    ``fields`` names where each problem is (in the same order); ``field`` is the first of them.
+    """
 
     code = "policy_error"
 
-    def __init__(self, problems: Sequence[str], *, source: str = "policy") -> None:
+    def __init__(
+        self, problems: Sequence[str], *, source: str = "policy", fields: Sequence[str | None] = ()
+    ) -> None:
         self.problems = tuple(problems)
         self.source = source
+        self.fields = tuple(fields) + (None,) * (len(self.problems) - len(fields))
         CaseManagementError.__init__(self, f"{source}: " + "; ".join(self.problems))
-        self.field = None
+        self.field = next((f for f in self.fields if f), None)
         self.allowed = None
+        self.value = None
         self.message = "; ".join(self.problems)
 
 

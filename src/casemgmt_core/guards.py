@@ -27,6 +27,7 @@ from .model import (
     ClosureReason,
     ConsentGiver,
     ConsentScope,
+    Member,
 )
 from .policy import Policy
 
@@ -52,6 +53,9 @@ class Reason(StrEnum):
     REOPENABLE = "reopenable"
     GROUND_ENABLED = "ground_enabled"
     REPORT_PENDING = "report_pending"
+    REPORT_DELIVERED = "report_delivered"
+    STATUTORY_SUBJECT_PRESENT = "statutory_subject_present"
+    OVERRIDE_AWAITING_CONFIRMATION = "override_awaiting_confirmation"
     # refusing
     CONSENT_MISSING = "consent_missing"
     CONSENT_GIVER_INVALID = "consent_giver_invalid"
@@ -74,6 +78,14 @@ class Reason(StrEnum):
     CLOSED_BY_DEATH = "closed_by_death"
     GROUND_NOT_ENABLED = "ground_not_enabled"
     NO_PENDING_REPORT = "no_pending_report"
+    REPORT_NOT_DELIVERED = "report_not_delivered"
+    NO_STATUTORY_SUBJECT = "no_statutory_subject"
+    NO_OVERRIDE_TO_CONFIRM = "no_override_to_confirm"
+    OVERRIDE_LAPSED = "override_lapsed"
+    # refusing the actor (decided with the actor, see engine): who may invoke or confirm
+    ROLE_MAY_NOT_INVOKE = "role_may_not_invoke"
+    ROLE_MAY_NOT_CONFIRM = "role_may_not_confirm"
+    SAME_PERSON = "same_person"
 
 
 @frozen
@@ -92,6 +104,9 @@ class Facts:
     """Another agency already runs similar case management for the household."""
     service_linked_elsewhere_by: Agency | None = None
     """Another provider already delivers the same service item for the same need."""
+    report_delivered_at: dt.datetime | None = None
+    """When the outbox confirmed delivery of the pending mandatory report (to every authority
+    it names) that ``file_report`` is about; ``None`` while any delivery is outstanding."""
 
 
 NO_FACTS = Facts()
@@ -114,7 +129,8 @@ def _consent_guard(name: str, scope: ConsentScope, what: str) -> Guard:
         for consent in case.consents:
             if consent.scope is scope and consent.withdrawn_at is None:
                 return given
-        if case.statutory_override is not None:
+        override = case.statutory_override
+        if override is not None and override.in_force(now):
             return overridden
         return Verdict(
             False,
@@ -149,7 +165,8 @@ def sharing_consent(
             and consent.agency_id == provider
         ):
             return _SHARING_OK
-    if case.statutory_override is not None:
+    override = case.statutory_override
+    if override is not None and override.in_force(now):
         return _SHARING_OVERRIDE
     return Verdict(
         False,
@@ -219,7 +236,7 @@ _REPORT_PENDING = _allow("report_pending", Reason.REPORT_PENDING)
 def report_pending(case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> Verdict:
     assert isinstance(command, c.FileMandatoryReport)
     for r in case.mandatory_reports:
-        if r.ground is command.ground and r.reference is None:
+        if r.ground is command.ground and not r.filed:
             return _REPORT_PENDING
     return Verdict(
         False,
@@ -233,16 +250,106 @@ _REPORTS_FILED = _allow("reports_filed", Reason.REPORTS_FILED)
 
 
 def reports_filed(case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> Verdict:
-    pending = [r for r in case.mandatory_reports if r.reference is None]
+    pending = [r for r in case.mandatory_reports if not r.filed]
     if pending:
-        grounds = ", ".join(f"{r.ground.value} to {r.authority}" for r in pending)
+        grounds = ", ".join(r.ground.value for r in pending)
         return Verdict(
             False,
             "reports_filed",
             Reason.MANDATORY_REPORT_PENDING,
-            f"the mandatory report ({grounds}) must be filed with its reference (file_report) first",
+            f"the mandatory report ({grounds}) must be delivered to the authority and filed with "
+            "its reference (file_report) first",
         )
     return _REPORTS_FILED
+
+
+_DELIVERED = _allow("report_delivered", Reason.REPORT_DELIVERED)
+
+
+def report_delivered(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> Verdict:
+    assert isinstance(command, c.FileMandatoryReport)
+    if facts.report_delivered_at is None:
+        return Verdict(
+            False,
+            "report_delivered",
+            Reason.REPORT_NOT_DELIVERED,
+            f"the mandatory report on ground {command.ground.value!r} has not been confirmed delivered "
+            "to every authority it names; it counts as filed only after delivery (the outbox relay "
+            "delivers it) and with the authority's reference",
+        )
+    return _DELIVERED
+
+
+def _concerned(rule_subject: str, policy: Policy, member: Member, today: dt.date) -> bool:
+    age = member.age_on(today)
+    if rule_subject == "minor":
+        return age < policy.eligibility.age_of_majority
+    if rule_subject == "elder":
+        return age >= policy.eligibility.elder_age
+    return True
+
+
+_SUBJECT = _allow("statutory_subject", Reason.STATUTORY_SUBJECT_PRESENT)
+_SUBJECT_WORDS = {
+    "minor": "a member under the age of majority ({majority})",
+    "elder": "a member aged {elder} or over",
+    "any": "a member",
+}
+
+
+def statutory_subject(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> Verdict:
+    """A ground applies only to the members it protects (child abuse: a minor)."""
+    assert isinstance(command, c.InvokeStatutoryOverride)
+    rule = policy.statutory.get(command.ground)
+    subject = str(rule.applies_to.value) if rule is not None else "any"
+    today = now.date()
+    candidates: tuple[Member, ...]
+    if command.member_id is not None:
+        member = case.household.member(command.member_id)
+        candidates = () if member is None else (member,)
+    else:
+        candidates = case.household.members
+    if any(_concerned(subject, policy, m, today) for m in candidates):
+        return _SUBJECT
+    who = _SUBJECT_WORDS.get(subject, "a member").format(
+        majority=policy.eligibility.age_of_majority, elder=policy.eligibility.elder_age
+    )
+    named = "the member named" if command.member_id is not None else "the household"
+    return Verdict(
+        False,
+        "statutory_subject",
+        Reason.NO_STATUTORY_SUBJECT,
+        f"the ground {command.ground.value!r} applies to {who}: {named} has none",
+    )
+
+
+_AWAITING = _allow("override_awaiting_confirmation", Reason.OVERRIDE_AWAITING_CONFIRMATION)
+
+
+def override_awaiting_confirmation(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> Verdict:
+    override = case.statutory_override
+    if override is None or override.confirm_by is None or override.confirmed_at is not None:
+        return Verdict(
+            False,
+            "override_awaiting_confirmation",
+            Reason.NO_OVERRIDE_TO_CONFIRM,
+            "the case has no statutory override awaiting a second person's confirmation",
+        )
+    if now > override.confirm_by:
+        return Verdict(
+            False,
+            "override_awaiting_confirmation",
+            Reason.OVERRIDE_LAPSED,
+            f"the override was not confirmed by {override.confirm_by.isoformat()} and has lapsed; "
+            "invoke it again if the ground still holds",
+        )
+    return _AWAITING
 
 
 _NO_DUTY = _allow("no_statutory_duty", Reason.NO_STATUTORY_DUTY)
@@ -496,6 +603,9 @@ GUARDS: Mapping[str, Guard] = {
     "ground_enabled": ground_enabled,
     "report_pending": report_pending,
     "reports_filed": reports_filed,
+    "report_delivered": report_delivered,
+    "statutory_subject": statutory_subject,
+    "override_awaiting_confirmation": override_awaiting_confirmation,
     "no_statutory_duty": no_statutory_duty,
     "eligibility": eligibility,
     "not_managed_elsewhere": not_managed_elsewhere,
@@ -518,6 +628,13 @@ GUARD_REASONS: Mapping[str, tuple[Reason, ...]] = {
     "ground_enabled": (Reason.GROUND_ENABLED, Reason.GROUND_NOT_ENABLED),
     "report_pending": (Reason.REPORT_PENDING, Reason.NO_PENDING_REPORT),
     "reports_filed": (Reason.REPORTS_FILED, Reason.MANDATORY_REPORT_PENDING),
+    "report_delivered": (Reason.REPORT_DELIVERED, Reason.REPORT_NOT_DELIVERED),
+    "statutory_subject": (Reason.STATUTORY_SUBJECT_PRESENT, Reason.NO_STATUTORY_SUBJECT),
+    "override_awaiting_confirmation": (
+        Reason.OVERRIDE_AWAITING_CONFIRMATION,
+        Reason.NO_OVERRIDE_TO_CONFIRM,
+        Reason.OVERRIDE_LAPSED,
+    ),
     "no_statutory_duty": (Reason.NO_STATUTORY_DUTY, Reason.STATUTORY_DUTY_ACTIVE),
     "eligibility": (
         Reason.ELIGIBLE,

@@ -12,6 +12,22 @@ from enum import StrEnum
 
 from attrs import field, frozen
 
+from . import _validation as v
+from ._validation import (
+    MAX_IDENTIFIER,
+    MAX_LINE,
+    MAX_NAME,
+    aware_datetime,
+    boolean,
+    enum_member,
+    identifier,
+    instance_of,
+    items_of,
+    optional,
+    to_tuple,
+)
+from .errors import InvalidData
+
 __all__ = [
     "Actor",
     "Agency",
@@ -164,25 +180,25 @@ class EligibilityDecision(StrEnum):
 class Actor:
     """Who issues a command. ``role`` is matched against the access policy."""
 
-    id: str
-    role: str
+    id: str = field(validator=identifier)
+    role: str = field(validator=identifier)
 
 
 @frozen
 class Agency:
-    id: str
-    name: str = ""
+    id: str = field(validator=identifier)
+    name: str = field(default="", validator=v.line(MAX_NAME, personal=False))
 
 
 @frozen
 class Member:
     """A household member. A minor's consent is given by ``guardian_id`` (another member)."""
 
-    member_id: str
-    birth_date: dt.date
-    name: str = ""
-    relation: str = ""
-    guardian_id: str | None = None
+    member_id: str = field(validator=identifier)
+    birth_date: dt.date = field(validator=v.date(personal=True))
+    name: str = field(default="", validator=v.line(MAX_NAME))
+    relation: str = field(default="", validator=v.line(MAX_NAME))
+    guardian_id: str | None = field(default=None, validator=optional(identifier))
 
     def age_on(self, day: dt.date) -> int:
         years = day.year - self.birth_date.year
@@ -191,11 +207,11 @@ class Member:
 
 @frozen
 class Household:
-    household_id: str
-    members: tuple[Member, ...] = field(converter=tuple)
-    region: str = ""
+    household_id: str = field(validator=identifier)
+    members: tuple[Member, ...] = field(converter=to_tuple, validator=items_of(Member, limit=100))
+    region: str = field(default="", validator=v.line(MAX_IDENTIFIER, personal=False))
     """Administrative area of residence (e.g. the 읍·면·동 code); matched against the jurisdiction."""
-    low_income: bool = False
+    low_income: bool = field(default=False, validator=boolean)
     """Basic-livelihood recipient or near-poor: gives priority, never a condition."""
 
     def member(self, member_id: str) -> Member | None:
@@ -207,25 +223,25 @@ class Household:
 
 @frozen
 class Referral:
-    channel: ReferralChannel
-    received_at: dt.datetime
-    referring_agency: Agency | None = None
-    referrer_note: str = ""
+    channel: ReferralChannel = field(validator=enum_member(ReferralChannel))
+    received_at: dt.datetime = field(validator=aware_datetime)
+    referring_agency: Agency | None = field(default=None, validator=instance_of(Agency, nullable=True))
+    referrer_note: str = field(default="", validator=v.text(MAX_LINE))
 
 
 @frozen
 class Consent:
-    consent_id: str
-    scope: ConsentScope
-    given_by: str
+    consent_id: str = field(validator=identifier)
+    scope: ConsentScope = field(validator=enum_member(ConsentScope))
+    given_by: str = field(validator=identifier)
     """The member who signed (the person, or the guardian of a minor)."""
-    giver: ConsentGiver
-    subject_id: str
+    giver: ConsentGiver = field(validator=enum_member(ConsentGiver))
+    subject_id: str = field(validator=identifier)
     """The member the consent is about."""
-    given_at: dt.datetime
-    agency_id: str | None = None
+    given_at: dt.datetime = field(validator=aware_datetime)
+    agency_id: str | None = field(default=None, validator=optional(identifier))
     """With ``ConsentScope.SHARING``: the one agency the data may be shared with."""
-    withdrawn_at: dt.datetime | None = None
+    withdrawn_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
 
     @property
     def active(self) -> bool:
@@ -234,60 +250,83 @@ class Consent:
 
 @frozen
 class StatutoryOverride:
-    """A recorded use of a statutory duty to intervene without consent."""
+    """A recorded use of a statutory duty to intervene without consent.
 
-    ground: StatutoryGround
-    legal_basis: str
-    actor_id: str
-    invoked_at: dt.datetime
+    Where the policy asks for a second person's confirmation, ``confirm_by`` is its deadline: an
+    override not confirmed by then has lapsed and no longer lifts the consent rule (the duty to
+    report stays).
+    """
+
+    ground: StatutoryGround = field(validator=enum_member(StatutoryGround))
+    legal_basis: str = field(validator=v.line(personal=False))
+    actor_id: str = field(validator=identifier)
+    invoked_at: dt.datetime = field(validator=aware_datetime)
+    confirm_by: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    confirmed_by: str | None = field(default=None, validator=optional(identifier))
+    confirmed_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+
+    def in_force(self, now: dt.datetime) -> bool:
+        """Whether the override lifts the consent rule at ``now`` (confirmed, or still in time)."""
+        return self.confirm_by is None or self.confirmed_at is not None or now <= self.confirm_by
 
 
 @frozen
 class MandatoryReport:
-    """The report to the competent authority that a statutory override obliges."""
+    """The report to the competent authority that a statutory override obliges.
 
-    ground: StatutoryGround
-    authority: str
-    due_at: dt.datetime
-    reference: str | None = None
-    filed_at: dt.datetime | None = None
+    It counts as filed (:attr:`filed`) only once its delivery to every authority it names was
+    confirmed (``delivered_at``) and the authority's ``reference`` was recorded.
+    """
+
+    ground: StatutoryGround = field(validator=enum_member(StatutoryGround))
+    authority: str = field(validator=v.line(personal=False))
+    due_at: dt.datetime = field(validator=aware_datetime)
+    reference: str | None = field(default=None, validator=optional(v.line(MAX_NAME, personal=False)))
+    filed_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    delivered_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    event_id: str = field(default="", validator=v.line(MAX_NAME, personal=False))
+    """The override event that obliged the report: its notifications' ids derive from it."""
+
+    @property
+    def filed(self) -> bool:
+        return self.reference is not None and self.delivered_at is not None
 
 
 @frozen
 class Need:
-    need_id: str
-    domain: NeedDomain
-    description: str = ""
+    need_id: str = field(validator=identifier)
+    domain: NeedDomain = field(validator=enum_member(NeedDomain))
+    description: str = field(default="", validator=v.text(MAX_LINE))
 
 
 @frozen
 class Strength:
-    description: str
-    member_id: str | None = None
+    description: str = field(validator=v.text(MAX_LINE))
+    member_id: str | None = field(default=None, validator=optional(identifier))
 
 
 @frozen
 class Goal:
-    goal_id: str
-    description: str
-    need_ids: tuple[str, ...] = field(default=(), converter=tuple)
-    achieved_at: dt.datetime | None = None
+    goal_id: str = field(validator=identifier)
+    description: str = field(validator=v.text(MAX_LINE))
+    need_ids: tuple[str, ...] = field(default=(), converter=to_tuple, validator=v.identifiers())
+    achieved_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
 
 
 @frozen
 class ServiceItem:
     """One service linked to a provider for one need (formal or informal resource)."""
 
-    item_id: str
-    need_id: str
-    service: str
+    item_id: str = field(validator=identifier)
+    need_id: str = field(validator=identifier)
+    service: str = field(validator=identifier)
     """What is provided, e.g. ``tutoring`` or ``emergency_livelihood``: the duplicate check's key."""
-    provider: Agency
-    resource: ResourceKind
-    start: dt.datetime
-    time_limit: dt.datetime | None = None
-    ended_at: dt.datetime | None = None
-    outcome: str = ""
+    provider: Agency = field(validator=instance_of(Agency))
+    resource: ResourceKind = field(validator=enum_member(ResourceKind))
+    start: dt.datetime = field(validator=aware_datetime)
+    time_limit: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    ended_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    outcome: str = field(default="", validator=v.text(MAX_LINE))
 
     @property
     def active(self) -> bool:
@@ -296,36 +335,47 @@ class ServiceItem:
 
 @frozen
 class CaseConference:
-    conference_id: str
-    scheduled_for: dt.datetime
-    participants: tuple[str, ...] = field(default=(), converter=tuple)
-    joint_with: tuple[str, ...] = field(default=(), converter=tuple)
+    conference_id: str = field(validator=identifier)
+    scheduled_for: dt.datetime = field(validator=aware_datetime)
+    participants: tuple[str, ...] = field(default=(), converter=to_tuple, validator=v.identifiers())
+    joint_with: tuple[str, ...] = field(default=(), converter=to_tuple, validator=v.identifiers())
     """Other bodies joining (e.g. a school, for a joint conference)."""
-    held: bool = False
-    decisions: str = ""
+    held: bool = field(default=False, validator=boolean)
+    decisions: str = field(default="", validator=v.text())
 
 
 @frozen
 class JournalEntry:
-    kind: JournalKind
-    text: str
-    recorded_at: dt.datetime
-    author_id: str
-    member_id: str | None = None
+    kind: JournalKind = field(validator=enum_member(JournalKind))
+    text: str = field(validator=v.text())
+    recorded_at: dt.datetime = field(validator=aware_datetime)
+    author_id: str = field(validator=identifier)
+    member_id: str | None = field(default=None, validator=optional(identifier))
 
 
 @frozen
 class Closure:
-    reason: ClosureReason
-    closed_at: dt.datetime
+    reason: ClosureReason = field(validator=enum_member(ClosureReason))
+    closed_at: dt.datetime = field(validator=aware_datetime)
+
+
+def _after_start(instance: AftercarePlan, attribute: object, value: dt.datetime) -> None:
+    aware_datetime(instance, attribute, value)  # type: ignore[arg-type]
+    if value <= instance.started_at:
+        raise InvalidData(
+            "after-care must end after it starts",
+            field="AftercarePlan.until",
+            allowed=f"after {instance.started_at.isoformat()}",
+            value=value.isoformat(),
+        )
 
 
 @frozen
 class AftercarePlan:
-    justification: str
-    started_at: dt.datetime
-    until: dt.datetime
-    ended_at: dt.datetime | None = None
+    justification: str = field(validator=v.text(MAX_LINE))
+    started_at: dt.datetime = field(validator=aware_datetime)
+    until: dt.datetime = field(validator=_after_start)
+    ended_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
 
 
 @frozen(slots=False)
@@ -337,35 +387,43 @@ class Case:
     does not grow with every note.
     """
 
-    case_id: str
-    household: Household
-    referral: Referral
-    state: CaseState
-    opened_at: dt.datetime
-    state_entered_at: dt.datetime
-    episode_started_at: dt.datetime
-    version: int = 0
-    episode: int = 1
-    caseworker_id: str | None = None
-    consents: tuple[Consent, ...] = ()
-    crisis_factors: frozenset[CrisisFactor] = frozenset()
-    information_only: bool = False
-    counselling_only: bool = False
-    statutory_override: StatutoryOverride | None = None
-    mandatory_reports: tuple[MandatoryReport, ...] = ()
-    eligibility: EligibilityDecision | None = None
-    needs: tuple[Need, ...] = ()
-    strengths: tuple[Strength, ...] = ()
-    goals: tuple[Goal, ...] = ()
-    service_items: tuple[ServiceItem, ...] = ()
-    conferences: tuple[CaseConference, ...] = ()
-    journal_size: int = 0
-    resume_state: CaseState | None = None
-    closure: Closure | None = None
-    aftercare: AftercarePlan | None = None
-    handed_over_to: Agency | None = None
-    last_contact_at: dt.datetime | None = None
-    plan_approved_at: dt.datetime | None = None
+    case_id: str = field(validator=identifier)
+    household: Household = field(validator=instance_of(Household))
+    referral: Referral = field(validator=instance_of(Referral))
+    state: CaseState = field(validator=enum_member(CaseState))
+    opened_at: dt.datetime = field(validator=aware_datetime)
+    state_entered_at: dt.datetime = field(validator=aware_datetime)
+    episode_started_at: dt.datetime = field(validator=aware_datetime)
+    version: int = field(default=0, validator=v.integer(0, 2**31 - 1))
+    episode: int = field(default=1, validator=v.integer(1, 10_000))
+    caseworker_id: str | None = field(default=None, validator=optional(identifier))
+    consents: tuple[Consent, ...] = field(default=(), validator=items_of(Consent, limit=10_000))
+    crisis_factors: frozenset[CrisisFactor] = field(default=frozenset(), validator=items_of(CrisisFactor))
+    information_only: bool = field(default=False, validator=boolean)
+    counselling_only: bool = field(default=False, validator=boolean)
+    statutory_override: StatutoryOverride | None = field(
+        default=None, validator=instance_of(StatutoryOverride, nullable=True)
+    )
+    mandatory_reports: tuple[MandatoryReport, ...] = field(
+        default=(), validator=items_of(MandatoryReport, limit=10_000)
+    )
+    eligibility: EligibilityDecision | None = field(
+        default=None, validator=optional(enum_member(EligibilityDecision))
+    )
+    needs: tuple[Need, ...] = field(default=(), validator=items_of(Need, limit=10_000))
+    strengths: tuple[Strength, ...] = field(default=(), validator=items_of(Strength, limit=10_000))
+    goals: tuple[Goal, ...] = field(default=(), validator=items_of(Goal, limit=10_000))
+    service_items: tuple[ServiceItem, ...] = field(default=(), validator=items_of(ServiceItem, limit=10_000))
+    conferences: tuple[CaseConference, ...] = field(
+        default=(), validator=items_of(CaseConference, limit=10_000)
+    )
+    journal_size: int = field(default=0, validator=v.integer(0, 2**31 - 1))
+    resume_state: CaseState | None = field(default=None, validator=optional(enum_member(CaseState)))
+    closure: Closure | None = field(default=None, validator=instance_of(Closure, nullable=True))
+    aftercare: AftercarePlan | None = field(default=None, validator=instance_of(AftercarePlan, nullable=True))
+    handed_over_to: Agency | None = field(default=None, validator=instance_of(Agency, nullable=True))
+    last_contact_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    plan_approved_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
 
     @property
     def household_id(self) -> str:

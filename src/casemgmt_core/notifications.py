@@ -6,15 +6,19 @@ from collections.abc import Iterable
 
 from . import commands as c
 from .events import Event
-from .model import ResourceKind
+from .model import MandatoryReport, ResourceKind
 from .ports import Notification, NotificationKind
 
-__all__ = ["notifications_for"]
+__all__ = ["mandatory_report_notification_ids", "notifications_for"]
+
+
+def _note_id(event_id: str, kind: NotificationKind, recipient: str) -> str:
+    return f"{event_id}:{kind.value}:{recipient}"
 
 
 def _note(event: Event, kind: NotificationKind, recipient: str, **data: str) -> Notification:
     return Notification(
-        f"{event.event_id}:{kind.value}:{recipient}",
+        _note_id(event.event_id, kind, recipient),
         kind,
         event.case_id,
         event.event_id,
@@ -27,6 +31,15 @@ def _note(event: Event, kind: NotificationKind, recipient: str, **data: str) -> 
 def _authorities(authority: str) -> list[str]:
     names = [a.strip() for a in authority.split(";")]
     return list(dict.fromkeys(a for a in names if a)) or [authority]
+
+
+def mandatory_report_notification_ids(report: MandatoryReport) -> list[str]:
+    """The outbox ids of the notifications that deliver ``report``, one per authority it names
+    (none for a report recorded before reports named their override event)."""
+    if not report.event_id:
+        return []
+    kind = NotificationKind.MANDATORY_REPORT
+    return [_note_id(report.event_id, kind, a) for a in _authorities(report.authority)]
 
 
 def notifications_for(events: Iterable[Event]) -> tuple[Notification, ...]:

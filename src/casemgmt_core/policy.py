@@ -3,100 +3,227 @@
 Every limit the sources mention (a service item runs at most six months, a case should not run
 past a year, after-care only where judged necessary) is a value here, never a constant in code.
 A policy is loaded from TOML (:func:`load_policy`); anything left out keeps its default, and
-anything wrong is reported all at once in a :class:`~casemgmt_core.PolicyError`.
+anything wrong is reported all at once in a :class:`~casemgmt_core.PolicyError`, each problem
+with its field (``policy.time_limits.case_max_days``).
+
+Loading is strict: nothing is coerced (``true`` is not ``1``, ``365.9`` not ``365``, ``"183"`` not
+``183``, ``"false"`` not a bool), and every value is bounded, so that no loadable policy can push
+a deadline past what the engine's date arithmetic can hold.
 """
 
 from __future__ import annotations
 
-import tomllib
+import functools
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import cattrs
 from attrs import Attribute, field, frozen
 
-from ._checks import describe_error, non_negative, positive
+from ._checks import (
+    MAX_DAYS,
+    MAX_HOURS,
+    Invalid,
+    Problem,
+    describe,
+    kind_of,
+    problems_of,
+    read_source,
+    report,
+    source_name,
+    strict_converter,
+    structure_fields,
+)
+from ._validation import MAX_LINE, MAX_NAME, boolean, check_identifier, enum_member, integer, line, optional
 from .commands import COMMAND_TYPES
-from .errors import PolicyError
-from .model import StatutoryGround
+from .errors import InvalidData, PolicyError
+from .model import CrisisFactor, StatutoryGround
 
 __all__ = [
     "AccessRules",
     "Eligibility",
     "Policy",
     "StatutoryRule",
+    "StatutorySubject",
     "TimeLimits",
     "load_policy",
 ]
 
+#: Most roles in an access table, and most roles that may invoke or confirm an override.
+_MAX_ROLES = 100
+#: Most region codes in a jurisdiction.
+_MAX_REGIONS = 10_000
+#: Oldest age (years) a policy may name.
+_MAX_AGE = 120
 
-def _age_range(_: object, attribute: Attribute[Any], value: tuple[int, int] | None) -> None:
-    if value is not None and not 0 <= value[0] <= value[1]:
-        raise ValueError(f"{attribute.name} must be [youngest, oldest] with 0 <= youngest <= oldest")
+
+def _frozen(value: Any) -> Any:
+    """Converter: a set, list or tuple becomes a frozenset; anything else is left for the
+    validator to refuse (``frozenset("abc")`` would split a string into letters)."""
+    return frozenset(value) if isinstance(value, set | frozenset | list | tuple) else value
+
+
+def _names(*, limit: int, non_empty: bool) -> Any:
+    """Validator: a frozenset of at most ``limit`` identifiers (role names, region codes)."""
+    allowed = f"a set of at most {limit} identifiers" + (", at least one" if non_empty else "")
+
+    def validate(instance: object, attribute: Attribute[Any], value: object) -> None:
+        name = f"{type(instance).__name__}.{attribute.name}"
+        if type(value) is not frozenset:
+            raise InvalidData(f"must be a frozenset, not {describe(value)}", field=name, allowed=allowed)
+        if non_empty and not value:
+            raise InvalidData("must name at least one", field=name, allowed=allowed)
+        if len(value) > limit:
+            raise InvalidData(f"names {len(value)}", field=name, allowed=allowed)
+        strange = [v for v in value if type(v) is not str]
+        if strange:
+            raise InvalidData(f"holds {describe(strange[0])}", field=name, allowed=allowed)
+        for item in sorted(value):
+            check_identifier(item, name)
+
+    return validate
+
+
+def _age_range(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    ok = (
+        type(value) is tuple
+        and len(value) == 2
+        and all(type(v) is int for v in value)
+        and 0 <= value[0] <= value[1] <= _MAX_AGE
+    )
+    if not ok:
+        raise InvalidData(
+            "must be [youngest, oldest]",
+            field=f"{type(instance).__name__}.{attribute.name}",
+            allowed=f"two whole numbers with 0 <= youngest <= oldest <= {_MAX_AGE}",
+            value="[" + ", ".join(map(describe, value[:3])) + "]"
+            if type(value) is tuple
+            else describe(value),
+        )
+
+
+_days = integer(1, MAX_DAYS)
 
 
 @frozen
 class TimeLimits:
-    """Days unless named otherwise. Reminders start ``reminder_lead_days`` before a deadline."""
+    """Days unless named otherwise; each from 1 to 36 500 (100 years). Reminders start
+    ``reminder_lead_days`` (0 to 365) before a deadline."""
 
-    assessment_days: int = field(default=14, validator=positive)
+    assessment_days: int = field(default=14, validator=_days)
     """From selection to a completed needs assessment."""
-    plan_days: int = field(default=30, validator=positive)
+    plan_days: int = field(default=30, validator=_days)
     """From a completed assessment to an approved plan."""
-    service_item_max_days: int = field(default=183, validator=positive)
+    service_item_max_days: int = field(default=183, validator=_days)
     """Longest a service item may run (about six months) before the family takes it over."""
-    case_max_days: int = field(default=365, validator=positive)
+    case_max_days: int = field(default=365, validator=_days)
     """A case should not run past this without a deliberate decision."""
-    reassessment_interval_days: int = field(default=90, validator=positive)
-    aftercare_days: int = field(default=180, validator=positive)
-    no_contact_days: int = field(default=30, validator=positive)
-    reminder_lead_days: int = field(default=14, validator=non_negative)
+    reassessment_interval_days: int = field(default=90, validator=_days)
+    aftercare_days: int = field(default=180, validator=_days)
+    no_contact_days: int = field(default=30, validator=_days)
+    reminder_lead_days: int = field(default=14, validator=integer(0, 365))
 
 
 @frozen
 class Eligibility:
-    jurisdiction: frozenset[str] = field(default=frozenset(), converter=frozenset)
-    """Region codes the centre serves; empty means any region."""
-    min_crisis_factors: int = field(default=2, validator=positive)
-    """The crisis is complex when at least this many crisis factors are recorded."""
+    """Who the programme serves. Ages are whole years."""
+
+    jurisdiction: frozenset[str] = field(
+        default=frozenset(), converter=_frozen, validator=_names(limit=_MAX_REGIONS, non_empty=False)
+    )
+    """Region codes the centre serves (at most 10 000); empty means any region."""
+    min_crisis_factors: int = field(default=2, validator=integer(1, len(CrisisFactor)))
+    """The crisis is complex when at least this many crisis factors are recorded (1 to 12)."""
     target_child_age: tuple[int, int] | None = field(default=None, validator=_age_range)
-    """A programme's own target rule: serve only households with a child aged within this range."""
-    age_of_majority: int = field(default=19, validator=positive)
+    """A programme's own target rule: serve only households with a child aged within this range
+    (``[youngest, oldest]``, ages 0 to 120)."""
+    age_of_majority: int = field(default=19, validator=integer(1, 30))
+    """A member under this age is a minor (1 to 30)."""
+    elder_age: int = field(default=65, validator=integer(40, _MAX_AGE))
+    """A member this old or older is an elder (40 to 120)."""
+
+
+class StatutorySubject(StrEnum):
+    """Whom a statutory ground protects: the members an override on it may be invoked for."""
+
+    MINOR = "minor"
+    """A member under ``eligibility.age_of_majority``."""
+    ELDER = "elder"
+    """A member at or over ``eligibility.elder_age``."""
+    ANY = "any"
+    """Any member."""
 
 
 @frozen
 class StatutoryRule:
-    """A statutory duty to intervene: it lifts the consent rule and obliges a report."""
+    """A statutory duty to intervene: it lifts the consent rule and obliges a report.
 
-    enabled: bool = True
-    legal_basis: str = ""
-    authority: str = ""
-    report_within_hours: int = field(default=0, validator=non_negative)
+    Texts are one line of at most 2 000 characters; role names are identifiers."""
+
+    enabled: bool = field(default=True, validator=boolean)
+    legal_basis: str = field(default="", validator=line(MAX_LINE, personal=False))
+    """The law that creates the duty."""
+    authority: str = field(default="", validator=line(MAX_LINE, personal=False))
+    """Whom the mandatory report goes to."""
+    report_within_hours: int = field(default=0, validator=integer(0, MAX_HOURS))
+    """From the override to the report's deadline: 0 (at once) to 8 760 (a year)."""
+    applies_to: StatutorySubject = field(
+        default=StatutorySubject.ANY, validator=enum_member(StatutorySubject)
+    )
+    """Which members the override may be invoked for."""
+    invoked_by: frozenset[str] = field(
+        default=frozenset({"intake_officer", "caseworker", "supervisor"}),
+        converter=_frozen,
+        validator=_names(limit=_MAX_ROLES, non_empty=True),
+    )
+    """Roles that may invoke the override (at least one)."""
+    confirmation_within_hours: int | None = field(default=None, validator=optional(integer(1, 720)))
+    """When set (1 to 720), a second person must confirm the override within this many hours,
+    or it lapses; ``None``: no confirmation is needed."""
+    confirmed_by: frozenset[str] = field(
+        default=frozenset({"supervisor"}),
+        converter=_frozen,
+        validator=_names(limit=_MAX_ROLES, non_empty=True),
+    )
+    """Roles that may confirm the override (at least one)."""
 
 
 def _default_statutory() -> dict[StatutoryGround, StatutoryRule]:
     return {
         StatutoryGround.CHILD_ABUSE: StatutoryRule(
-            True,
-            "아동학대범죄의 처벌 등에 관한 특례법 제10조 (신고의무)",
-            "police-112; 시·군·구 아동학대전담공무원",
+            enabled=True,
+            legal_basis="아동학대범죄의 처벌 등에 관한 특례법 제10조 (신고의무)",
+            authority="police-112; 시·군·구 아동학대전담공무원",
+            applies_to=StatutorySubject.MINOR,
         ),
         StatutoryGround.ELDER_ABUSE: StatutoryRule(
-            False, "노인복지법 제39조의6 (노인학대 신고의무)", "노인보호전문기관; police-112"
+            enabled=False,
+            legal_basis="노인복지법 제39조의6 (노인학대 신고의무)",
+            authority="노인보호전문기관; police-112",
+            applies_to=StatutorySubject.ELDER,
         ),
         StatutoryGround.DOMESTIC_VIOLENCE: StatutoryRule(
-            False, "가정폭력범죄의 처벌 등에 관한 특례법 제4조 (신고의무)", "police-112"
+            enabled=False,
+            legal_basis="가정폭력범죄의 처벌 등에 관한 특례법 제4조 (신고의무)",
+            authority="police-112",
+            applies_to=StatutorySubject.ANY,
         ),
     }
 
 
+#: Events only a supervisor may issue by default: decisions a caseworker's work is checked by.
+_SUPERVISOR_ONLY = frozenset({"reopen", "approve_plan", "confirm_override"})
+
+
 def _default_access() -> dict[str, frozenset[str]]:
     everything = frozenset(COMMAND_TYPES)
-    supervisor_only = frozenset({"reopen", "approve_plan"})
     return {
         "supervisor": everything,
-        "caseworker": everything - supervisor_only,
+        "caseworker": everything - _SUPERVISOR_ONLY,
         "intake_officer": frozenset(
             {
                 "open",
@@ -112,15 +239,36 @@ def _default_access() -> dict[str, frozenset[str]]:
                 "hand_over",
                 "record_journal",
             }
-        ),
+        )
+        & everything,
     }
+
+
+def _role_table(instance: object, attribute: Attribute[Any], value: object) -> None:
+    name = f"{type(instance).__name__}.{attribute.name}"
+    allowed = f"a mapping of at most {_MAX_ROLES} role names to frozensets of event names"
+    if not isinstance(value, Mapping):
+        raise InvalidData(f"must be a mapping, not {describe(value)}", field=name, allowed=allowed)
+    if len(value) > _MAX_ROLES:
+        raise InvalidData(f"names {len(value)} roles", field=name, allowed=allowed)
+    events = frozenset(COMMAND_TYPES)
+    for role in sorted(value, key=describe):
+        check_identifier(role, name)
+        listed = value[role]
+        if type(listed) is not frozenset or not listed <= events:
+            raise InvalidData(
+                f"role {role!r} must map to a frozenset of known event names",
+                field=name,
+                allowed=", ".join(sorted(events)),
+            )
 
 
 @frozen
 class AccessRules:
-    """Which roles may issue which events. Deny by default: an unknown role may do nothing."""
+    """Which roles may issue which events (at most 100 roles). Deny by default: an unknown role
+    may do nothing."""
 
-    roles: Mapping[str, frozenset[str]] = field(factory=_default_access)
+    roles: Mapping[str, frozenset[str]] = field(factory=_default_access, validator=_role_table)
 
     def allows(self, role: str, event: str) -> bool:
         allowed = self.roles.get(role)
@@ -130,13 +278,34 @@ class AccessRules:
         return tuple(sorted(r for r, events in self.roles.items() if event in events))
 
 
+def _statutory_table(instance: object, attribute: Attribute[Any], value: object) -> None:
+    ok = isinstance(value, Mapping) and all(
+        type(k) is StatutoryGround and type(v) is StatutoryRule for k, v in value.items()
+    )
+    if not ok:
+        raise InvalidData(
+            "must map statutory grounds to rules",
+            field=f"{type(instance).__name__}.{attribute.name}",
+            allowed="a mapping of StatutoryGround to StatutoryRule",
+        )
+
+
+def _programme(instance: object, attribute: Attribute[Any], value: object) -> None:
+    check_identifier(value, f"{type(instance).__name__}.{attribute.name}", limit=MAX_NAME)
+
+
 @frozen
 class Policy:
-    programme: str = "default"
-    eligibility: Eligibility = Eligibility()
-    time_limits: TimeLimits = TimeLimits()
-    statutory: Mapping[StatutoryGround, StatutoryRule] = field(factory=_default_statutory)
-    access: AccessRules = AccessRules()
+    """A programme's rules. :func:`load_policy` builds one from TOML and checks it as a whole."""
+
+    programme: str = field(default="default", validator=_programme)
+    """The programme's name: one line of at most 200 characters."""
+    eligibility: Eligibility = field(default=Eligibility(), validator=kind_of(Eligibility))
+    time_limits: TimeLimits = field(default=TimeLimits(), validator=kind_of(TimeLimits))
+    statutory: Mapping[StatutoryGround, StatutoryRule] = field(
+        factory=_default_statutory, validator=_statutory_table
+    )
+    access: AccessRules = field(default=AccessRules(), validator=kind_of(AccessRules))
 
     def statutory_rule(self, ground: StatutoryGround) -> StatutoryRule | None:
         rule = self.statutory.get(ground)
@@ -145,41 +314,59 @@ class Policy:
 
 DEFAULT_POLICY = Policy()
 
+_GROUNDS = {g.value: g for g in StatutoryGround}
 
+
+@functools.cache
 def _converter() -> cattrs.Converter:
-    conv = cattrs.Converter(forbid_extra_keys=True)
-    # A bare string is iterable: without this hook "abc" would load as {"a", "b", "c"}.
-    conv.register_structure_hook_func(lambda t: t == frozenset[str], lambda v, _: frozenset(_strings(v)))
+    conv = strict_converter()
 
     def statutory(value: Any, _: Any) -> dict[StatutoryGround, StatutoryRule]:
         if not isinstance(value, Mapping):
-            raise ValueError("must be a table of grounds")
+            raise ValueError(f"must be a table of grounds, not {describe(value)}")
         merged = _default_statutory()
+        problems: list[Problem] = []
         for key, raw in value.items():
+            ground = _GROUNDS.get(key)
+            if ground is None:
+                problems.append(((str(key),), f"unknown ground (allowed: {', '.join(_GROUNDS)})"))
+                continue
             try:
-                ground = StatutoryGround(key)
-            except ValueError:
-                allowed = ", ".join(g.value for g in StatutoryGround)
-                raise ValueError(f"unknown ground {key!r} (allowed: {allowed})") from None
-            base = conv.unstructure(merged[ground])
-            if not isinstance(raw, Mapping):
-                raise ValueError(f"{key} must be a table")
-            merged[ground] = conv.structure({**base, **raw}, StatutoryRule)
+                merged[ground] = structure_fields(conv, StatutoryRule, raw, base=merged[ground])
+            except Invalid as exc:
+                problems.extend(((key, *p), m) for p, m in exc.problems)
+        if problems:
+            raise Invalid(problems)
         return merged
 
     def access(value: Any, _: Any) -> AccessRules:
-        events = frozenset(COMMAND_TYPES)
         if not isinstance(value, Mapping):
-            raise ValueError("must be a table of role = [events]")
+            raise ValueError(f"must be a table of role = [events], not {describe(value)}")
+        events = frozenset(COMMAND_TYPES)
+        problems: list[Problem] = []
         roles: dict[str, frozenset[str]] = {}
         for role, listed in value.items():
-            names = frozenset(_strings(listed))
+            try:
+                check_identifier(role, "role")
+                names: frozenset[str] = conv.structure(listed, frozenset[str])
+            except (InvalidData, Invalid, ValueError) as exc:
+                problems.extend(((str(role), *p), m) for p, m in problems_of(exc))
+                continue
             unknown = sorted(names - events - {"*"})
             if unknown:
-                raise ValueError(
-                    f"role {role!r}: unknown events {unknown} (allowed: {', '.join(sorted(events))}, or '*')"
+                more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+                problems.append(
+                    (
+                        (role,),
+                        f"unknown events {', '.join(map(describe, unknown[:5]))}{more} "
+                        f"(allowed: {', '.join(sorted(events))}, or '*')",
+                    )
                 )
             roles[role] = events if "*" in names else names
+        if problems:
+            raise Invalid(problems)
+        if len(roles) > _MAX_ROLES:
+            raise ValueError(f"names {len(roles)} roles (allowed: at most {_MAX_ROLES})")
         return AccessRules(roles)
 
     conv.register_structure_hook_func(lambda t: t == Mapping[StatutoryGround, StatutoryRule], statutory)
@@ -187,57 +374,49 @@ def _converter() -> cattrs.Converter:
     return conv
 
 
-def _strings(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError("must be a list of strings")
-    return value
-
-
-def _check(policy: Policy) -> list[str]:
+def _check(policy: Policy) -> list[Problem]:
+    """Rules across fields, each problem at the field to change."""
+    problems: list[Problem] = []
     child = policy.statutory.get(StatutoryGround.CHILD_ABUSE)
-    problems = []
     if child is None or not child.enabled:
         problems.append(
-            "statutory.child_abuse: the duty to intervene in child abuse is statutory and cannot be disabled"
-        )
-    for ground, rule in policy.statutory.items():
-        if rule.enabled and not (rule.legal_basis and rule.authority):
-            problems.append(
-                f"statutory.{ground.value}: an enabled ground needs a legal_basis and an authority"
+            (
+                ("statutory", StatutoryGround.CHILD_ABUSE.value, "enabled"),
+                "the duty to intervene in child abuse is statutory and cannot be disabled",
             )
+        )
+    needs = "an enabled ground needs a legal_basis and an authority"
+    for ground, rule in policy.statutory.items():
+        for name in ("legal_basis", "authority"):
+            if rule.enabled and not getattr(rule, name).strip():
+                problems.append((("statutory", ground.value, name), needs))
     return problems
 
 
-def load_policy(source: str | Path | Mapping[str, Any]) -> Policy:
-    """Load a policy from a TOML file path, TOML text, or an already parsed mapping.
-
-    Raises :class:`~casemgmt_core.PolicyError` naming every invalid or unknown key.
-    """
-    name = "policy"
-    if isinstance(source, Path):
-        name = str(source)
-        try:
-            text = source.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PolicyError([f"cannot read the file: {exc.strerror}"], source=name) from None
-        source = text
-    if isinstance(source, str):
-        try:
-            data: Mapping[str, Any] = tomllib.loads(source)
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyError([f"not valid TOML: {exc}"], source=name) from None
-    else:
-        data = source
-    conv = _converter()
+def structure_policy(data: Mapping[str, Any]) -> Policy:
+    """The policy in an already read table; raises :class:`~casemgmt_core._checks.Invalid` with
+    every problem, located from the policy's root. (The scenario loader's entry.)"""
     try:
-        policy = conv.structure(dict(data), Policy)
-    except cattrs.BaseValidationError as exc:
-        raise PolicyError(
-            cattrs.transform_error(exc, path="policy", format_exception=describe_error), source=name
-        ) from None
-    except (ValueError, TypeError) as exc:
-        raise PolicyError([str(exc)], source=name) from None
+        policy: Policy = _converter().structure(data, Policy)
+    except Exception as exc:  # problems_of raises again what no check raises
+        raise Invalid(problems_of(exc)) from None
     problems = _check(policy)
     if problems:
-        raise PolicyError(problems, source=name)
+        raise Invalid(problems)
     return policy
+
+
+def load_policy(source: str | Path | Mapping[str, Any]) -> Policy:
+    """Load a policy from TOML text, a TOML file (``pathlib.Path``), or an already parsed mapping
+    with string keys.
+
+    A source larger than 1 MiB, nested more than 16 levels deep or not UTF-8 is refused before
+    it is parsed. Raises :class:`~casemgmt_core.PolicyError` naming every problem and, in
+    ``fields``, where each one is (``policy.statutory.child_abuse.enabled``).
+    """
+    name = source_name(source, "policy")
+    try:
+        return structure_policy(read_source(source))
+    except Invalid as exc:
+        messages, fields = report(exc.problems, "policy")
+        raise PolicyError(messages, source=name, fields=fields) from None

@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from attrs import field, frozen
+from attrs import Attribute, field, frozen
 
+from ._validation import check_identifier, enum_member, integer, optional
+from .errors import InvalidData
 from .events import Event
 from .model import Agency, Case, CaseState, Household, Need
 
@@ -103,15 +105,42 @@ class Commit:
     so that ``CaseQuery(due_before=...)`` finds cases with something due."""
 
 
+def _optional_id(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_identifier(value, f"CaseQuery.{attribute.name}")
+
+
+def _optional_aware(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    problem = None
+    if not isinstance(value, dt.datetime):
+        problem = f"must be a timezone-aware datetime, not {type(value).__name__}"
+    elif value.tzinfo is None or value.utcoffset() is None:
+        problem = "must be timezone-aware"
+    else:
+        try:
+            value.astimezone(dt.UTC)  # stores compare deadlines in UTC
+        except OverflowError:
+            problem = "cannot be expressed in UTC"
+    if problem is not None:
+        raise InvalidData(
+            problem, field=f"CaseQuery.{attribute.name}", allowed="a timezone-aware datetime, or None"
+        )
+
+
 @frozen
 class CaseQuery:
-    state: CaseState | None = None
-    caseworker_id: str | None = None
-    household_id: str | None = None
-    due_before: dt.datetime | None = None
+    """Which cases :meth:`CaseStore.find` returns, a page at a time. Checked when built: a field
+    of the wrong type or out of range is :class:`~casemgmt_core.InvalidData`."""
+
+    state: CaseState | None = field(default=None, validator=optional(enum_member(CaseState)))
+    caseworker_id: str | None = field(default=None, validator=_optional_id)
+    household_id: str | None = field(default=None, validator=_optional_id)
+    due_before: dt.datetime | None = field(default=None, validator=_optional_aware)
     """Only cases whose earliest deadline is at or before this time."""
-    limit: int = 50
-    offset: int = 0
+    limit: int = field(default=50, validator=integer(1, 1000))
+    offset: int = field(default=0, validator=integer(0, 2**31 - 1))
 
 
 @frozen
@@ -177,9 +206,10 @@ class CaseStore(Protocol):
 
     ``commit`` is atomic: the case, its events and its outbox rows are all written, or none.
     Each case's events form a hash chain (see :func:`casemgmt_core.adapters.chain_hash`) that
-    :meth:`verify` checks. Datetimes given to a store must be timezone-aware; bad input raises
-    :class:`~casemgmt_core.InvalidData` and changes nothing; a backend failure raises
-    :class:`~casemgmt_core.StorageError`.
+    :meth:`verify` checks. Datetimes given to a store must be timezone-aware; bad input (of any
+    method) raises :class:`~casemgmt_core.InvalidData` and changes nothing, and so does a commit
+    holding a value that would not read back as itself; a backend failure, or a stored row that
+    no longer loads, raises :class:`~casemgmt_core.StorageError`.
     """
 
     def commit(self, commit: Commit) -> None: ...
@@ -220,6 +250,11 @@ class CaseStore(Protocol):
         A notification already delivered stays delivered (a late report of a failure is ignored);
         an id that was never enqueued raises :class:`~casemgmt_core.InvalidData`.
         """
+        ...
+
+    def notification_delivered_at(self, notification_id: str) -> dt.datetime | None:
+        """When the notification was first marked delivered (aware, in UTC); ``None`` while it is
+        pending. An id that was never enqueued raises :class:`~casemgmt_core.InvalidData`."""
         ...
 
     def verify(self, case_id: str | None = None) -> ChainReport:

@@ -17,6 +17,7 @@ __all__ = ["DueItem", "DueKind", "due", "next_deadline"]
 
 class DueKind(StrEnum):
     MANDATORY_REPORT = "mandatory_report"
+    OVERRIDE_CONFIRMATION = "override_confirmation"
     ASSESSMENT = "assessment"
     PLAN = "plan"
     SERVICE_ITEM_LIMIT = "service_item_limit"
@@ -37,14 +38,19 @@ class DueItem:
 
 
 _IN_WORK = frozenset((*ACTIVE_STATES, CaseState.CRISIS))
+#: Statutory deadlines: listed from the start, whatever the reminder lead time.
+_ALWAYS_LISTED = frozenset({DueKind.MANDATORY_REPORT, DueKind.OVERRIDE_CONFIRMATION})
 
 
 def _deadlines(case: Case, policy: Policy) -> Iterator[tuple[DueKind, str, dt.datetime]]:
     limits = policy.time_limits
     days = dt.timedelta(days=1)
     for report in case.mandatory_reports:
-        if report.reference is None:
+        if not report.filed:
             yield DueKind.MANDATORY_REPORT, report.ground.value, report.due_at
+    override = case.statutory_override
+    if override is not None and override.confirm_by is not None and override.confirmed_at is None:
+        yield DueKind.OVERRIDE_CONFIRMATION, override.ground.value, override.confirm_by
     if case.state is CaseState.ASSESSMENT:
         yield DueKind.ASSESSMENT, "", case.state_entered_at + limits.assessment_days * days
     elif case.state is CaseState.PLANNING:
@@ -66,13 +72,15 @@ def _deadlines(case: Case, policy: Policy) -> Iterator[tuple[DueKind, str, dt.da
 def due(cases: Case | Iterable[Case], policy: Policy, now: dt.datetime) -> list[DueItem]:
     """Deadlines that fall within the policy's reminder lead time of ``now``, or have passed.
 
-    Mandatory reports are always listed until filed. Sorted by deadline.
+    Mandatory reports are always listed until filed (delivered and referenced), and a statutory
+    override awaiting a second person's confirmation until confirmed: overdue, these are for the
+    supervising role (see :class:`~casemgmt_core.notify.ReminderScheduler`). Sorted by deadline.
     """
     lead = dt.timedelta(days=policy.time_limits.reminder_lead_days)
     out = []
     for case in (cases,) if isinstance(cases, Case) else cases:
         for kind, subject, at in _deadlines(case, policy):
-            if kind is DueKind.MANDATORY_REPORT or at - lead <= now:
+            if kind in _ALWAYS_LISTED or at - lead <= now:
                 out.append(DueItem(at, case.case_id, kind, subject, now > at))
     out.sort()
     return out

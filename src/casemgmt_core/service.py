@@ -16,17 +16,19 @@ from collections.abc import Callable, Sequence
 from attrs import evolve
 
 from . import commands as c
+from ._validation import aware_datetime_value, check_identifier
 from .engine import Decision, decide, journal, replay
 from .errors import (
     AuthorizationDenied,
     CaseManagementError,
     DuplicateCase,
+    InvalidData,
     StorageError,
 )
 from .events import Event
 from .guards import NO_FACTS, Facts
 from .model import Actor, Case, Household, JournalEntry, Referral
-from .notifications import notifications_for
+from .notifications import mandatory_report_notification_ids, notifications_for
 from .policy import DEFAULT_POLICY, Policy
 from .ports import (
     CaseQuery,
@@ -42,6 +44,11 @@ from .ports import (
 from .schedule import DueItem, due, next_deadline
 
 __all__ = ["CaseManager", "utc_now"]
+
+
+def _check_actor(actor: object) -> None:
+    if not isinstance(actor, Actor):
+        raise InvalidData(f"must be an Actor, not {type(actor).__name__}", field="actor", allowed="an Actor")
 
 
 def utc_now() -> dt.datetime:
@@ -68,6 +75,20 @@ class CaseManager:
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         observe: Callable[[Decision], None] | None = None,
     ) -> None:
+        if not isinstance(store, CaseStore):
+            raise InvalidData(f"must be a CaseStore, not {type(store).__name__}", field="store")
+        if not isinstance(policy, Policy):
+            raise InvalidData(f"must be a Policy, not {type(policy).__name__}", field="policy")
+        if notifier is not None and not callable(getattr(notifier, "send", None)):
+            raise InvalidData("must have a send(notification) method", field="notifier")
+        if registry is not None and not (
+            callable(getattr(registry, "managing_agency", None))
+            and callable(getattr(registry, "service_provider", None))
+        ):
+            raise InvalidData("must be a DuplicateRegistry", field="registry")
+        for name, fn in (("clock", clock), ("new_id", new_id), ("observe", observe)):
+            if fn is not None and not callable(fn):
+                raise InvalidData(f"must be callable, not {type(fn).__name__}", field=name)
         self.store = store
         self.policy = policy
         self.notifier = notifier
@@ -94,8 +115,9 @@ class CaseManager:
         recorded and handed over at once. If this store already holds a live case for the
         household, :class:`~casemgmt_core.DuplicateCase` is raised.
         """
-        command = c.OpenCase(case_id or self.new_id(), household, referral)
-        now = self.clock()
+        _check_actor(actor)
+        command = c.OpenCase(self.new_id() if case_id is None else case_id, household, referral)
+        now = self._now()
         self._authorize(command.case_id, command, actor, now, correlation_id)
         existing = self.store.active_case_for_household(household.household_id)
         if existing is not None:
@@ -116,8 +138,16 @@ class CaseManager:
         correlation_id: str | None = None,
     ) -> Case:
         """Apply ``command`` to the case; return the case after it. Raises and records on refusal."""
+        check_identifier(case_id, "case_id")
+        _check_actor(actor)
+        if not isinstance(command, c.Command) or isinstance(command, c.OpenCase):
+            raise InvalidData(
+                f"must be a command on an existing case, not {type(command).__name__}",
+                field="command",
+                allowed="a Command other than OpenCase (use open_case)",
+            )
         case = self.store.load(case_id)
-        now = self.clock()
+        now = self._now()
         self._authorize(case_id, command, actor, now, correlation_id)
         facts = self._facts(case, command)
         decision = self._decide(case, command, actor, now, facts, note, correlation_id)
@@ -125,33 +155,39 @@ class CaseManager:
 
     def deliver_pending(self, *, limit: int = 100) -> int:
         """Hand notifications still in the outbox to the notifier; return how many were delivered."""
+        if type(limit) is not int or not 1 <= limit <= 1000:
+            raise InvalidData("must be a whole number from 1 to 1000", field="limit", value=repr(limit)[:40])
         if self.notifier is None:
             return 0
-        pending = self.store.pending_notifications(now=self.clock(), limit=limit)
+        pending = self.store.pending_notifications(now=self._now(), limit=limit)
         return self._deliver([p.notification for p in pending])
 
     # -- queries ----------------------------------------------------------------------------
 
     def get(self, case_id: str) -> Case:
-        return self.store.load(case_id)
+        return self.store.load(check_identifier(case_id, "case_id"))
 
     def history(self, case_id: str) -> Sequence[Event]:
-        return self.store.events(case_id)
+        return self.store.events(check_identifier(case_id, "case_id"))
 
     def journal(self, case_id: str) -> list[JournalEntry]:
         """The case's journal entries, oldest first."""
-        return journal(self.store.events(case_id))
+        return journal(self.store.events(check_identifier(case_id, "case_id")))
 
     def refusals(self, case_id: str) -> Sequence[Refusal]:
-        return self.store.refusals(case_id)
+        return self.store.refusals(check_identifier(case_id, "case_id"))
 
     def find(self, query: CaseQuery) -> Page:
+        if not isinstance(query, CaseQuery):
+            raise InvalidData(f"must be a CaseQuery, not {type(query).__name__}", field="query")
         return self.store.find(query)
 
     def due(self, now: dt.datetime | None = None, *, query: CaseQuery | None = None) -> list[DueItem]:
         """What is due or overdue (within the reminder lead time) across the cases ``query``
         selects (default: all), read page by page from the cases that have a deadline by then."""
-        now = now or self.clock()
+        now = self._now() if now is None else aware_datetime_value(now, "now")
+        if query is not None and not isinstance(query, CaseQuery):
+            raise InvalidData(f"must be a CaseQuery, not {type(query).__name__}", field="query")
         horizon = now + dt.timedelta(days=self.policy.time_limits.reminder_lead_days)
         query = evolve(query or CaseQuery(limit=500), due_before=horizon)
         items: list[DueItem] = []
@@ -165,9 +201,12 @@ class CaseManager:
 
     def replay(self, case_id: str) -> Case:
         """Rebuild the case from its events (compare with :meth:`get` to verify the record)."""
-        return replay(self.store.events(case_id))
+        return replay(self.store.events(check_identifier(case_id, "case_id")))
 
     # -- the unit of work -------------------------------------------------------------------
+
+    def _now(self) -> dt.datetime:
+        return aware_datetime_value(self.clock(), "clock()")
 
     def _facts(self, case: Case, command: c.Command) -> Facts:
         if isinstance(command, c.Select):
@@ -178,7 +217,28 @@ class CaseManager:
                 provider = self.registry.service_provider(case.household, need, command.item.service)
                 if provider is not None and provider.id != command.item.provider.id:
                     return Facts(service_linked_elsewhere_by=provider)
+        if isinstance(command, c.FileMandatoryReport):
+            report = next(
+                (r for r in case.mandatory_reports if r.ground is command.ground and not r.filed), None
+            )
+            if report is not None:
+                return Facts(
+                    report_delivered_at=self._delivered_at(mandatory_report_notification_ids(report))
+                )
         return NO_FACTS
+
+    def _delivered_at(self, notification_ids: Sequence[str]) -> dt.datetime | None:
+        """When the last of these outbox notifications was delivered; ``None`` while any is not."""
+        times = []
+        for notification_id in notification_ids:
+            try:
+                at = self.store.notification_delivered_at(notification_id)
+            except InvalidData:  # never enqueued: not delivered
+                return None
+            if at is None:
+                return None
+            times.append(at)
+        return max(times, default=None)
 
     def _authorize(
         self, case_id: str, command: c.Command, actor: Actor, now: dt.datetime, correlation_id: str | None

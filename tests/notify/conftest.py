@@ -86,20 +86,22 @@ WORKER = cm.Actor("worker-1", "caseworker")
 SUPERVISOR = cm.Actor("lead-1", "supervisor")
 
 
-def household(household_id: str = "H1") -> cm.Household:
-    return cm.Household(
-        household_id,
-        [
-            cm.Member("parent", dt.date(1985, 4, 1), relation="mother"),
-            cm.Member("child", dt.date(2017, 6, 1), relation="son", guardian_id="parent"),
-        ],
-        region="R1",
-    )
+def household(household_id: str = "H1", *, elder: bool = False) -> cm.Household:
+    """A mother and her son; with ``elder``, also his grandmother (the subject of elder abuse)."""
+    members = [
+        cm.Member("parent", dt.date(1985, 4, 1), relation="mother"),
+        cm.Member("child", dt.date(2017, 6, 1), relation="son", guardian_id="parent"),
+    ]
+    if elder:
+        members.append(cm.Member("grandmother", dt.date(1950, 3, 1), relation="grandmother"))
+    return cm.Household(household_id, members, region="R1")
 
 
-def open_case(manager: cm.CaseManager, case_id: str = "C1", *, assign: str | None = "worker-1") -> cm.Case:
+def open_case(
+    manager: cm.CaseManager, case_id: str = "C1", *, assign: str | None = "worker-1", elder: bool = False
+) -> cm.Case:
     case = manager.open_case(
-        household(f"H-{case_id}"),
+        household(f"H-{case_id}", elder=elder),
         cm.Referral(cm.ReferralChannel.WALK_IN, manager.clock()),
         actor=WORKER,
         case_id=case_id,

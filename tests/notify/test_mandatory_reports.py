@@ -32,7 +32,7 @@ report_within_hours = 12
 
 def to_assessment_under_override(manager: cm.CaseManager, ground: G) -> cm.Case:
     """A case taken on without any consent, on the statutory ground alone."""
-    open_case(manager)
+    open_case(manager, elder=ground is G.ELDER_ABUSE)
     for command in (cm.StartIntake(), cm.RecordCrisisFactor(cm.CrisisFactor.ISOLATION)):
         manager.handle("C1", command, actor=WORKER)
     manager.handle("C1", cm.InvokeStatutoryOverride(ground), actor=WORKER, note="bruises seen on a visit")
@@ -64,7 +64,7 @@ def test_override_reports_to_each_configured_authority_at_once(
         ]
     )
     manager = cm.CaseManager(cm.InMemoryStore(), policy=CONFIGURED, notifier=router, clock=clock)
-    open_case(manager)
+    open_case(manager, elder=ground is G.ELDER_ABUSE)
     manager.handle("C1", cm.StartIntake(), actor=WORKER)
     assert receiver.requests == 0
 
@@ -95,7 +95,10 @@ def test_a_ground_not_configured_is_refused_and_reports_nothing() -> None:
 
 @pytest.mark.parametrize("ground", [G.ELDER_ABUSE, G.DOMESTIC_VIOLENCE])
 def test_closure_is_blocked_until_the_report_reference_is_recorded(ground: G) -> None:
-    manager = cm.CaseManager(cm.InMemoryStore(), policy=CONFIGURED, clock=Clock())
+    # The notifier delivers each report as the override is recorded.
+    manager = cm.CaseManager(
+        cm.InMemoryStore(), policy=CONFIGURED, notifier=RecordingNotifier(), clock=Clock()
+    )
     case = to_assessment_under_override(manager, ground)
     assert case.state is cm.CaseState.ASSESSMENT
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import attrs
+import pytest
+
 import casemgmt_core as cm
 from casemgmt_core.notify import OutboxRelay, RecordingNotifier, ReminderScheduler, reminder_for
 
@@ -160,7 +163,7 @@ def test_a_new_contact_moves_the_deadline_and_gives_a_new_reminder() -> None:
 def test_mandatory_report_overdue_is_escalated_until_filed() -> None:
     clock = Clock()
     manager = cm.CaseManager(cm.InMemoryStore(), policy=POLICY, clock=clock)
-    open_case(manager)
+    open_case(manager, elder=True)
     manager.handle("C1", cm.StartIntake(), actor=WORKER)
     manager.handle("C1", cm.InvokeStatutoryOverride(cm.StatutoryGround.ELDER_ABUSE), actor=WORKER)
     scheduler = ReminderScheduler(manager, kinds=[K.MANDATORY_REPORT], escalate_overdue_to="supervisors")
@@ -172,8 +175,35 @@ def test_mandatory_report_overdue_is_escalated_until_filed() -> None:
         ("mandatory_report", "elder_abuse", "overdue", "worker-1"),
         ("mandatory_report", "elder_abuse", "overdue", "supervisors"),
     ]
+    # Filed: delivered to the authority, and its reference recorded.
+    OutboxRelay(manager.store, RecordingNotifier(), clock=clock).run_once(T0 + dt.timedelta(hours=25))
     manager.handle("C1", cm.FileMandatoryReport(cm.StatutoryGround.ELDER_ABUSE, "REF-1"), actor=WORKER)
     assert reminders(scheduler, T0 + dt.timedelta(hours=26)) == []
+
+
+def test_overdue_statutory_deadlines_always_reach_the_supervising_role() -> None:
+    """Without any escalation configured: a report not delivered in time, and an override not
+    confirmed in time, go to the supervising role; other overdue deadlines do not."""
+    clock = Clock()
+    ground = cm.StatutoryGround.CHILD_ABUSE
+    rule = attrs.evolve(POLICY.statutory[ground], confirmation_within_hours=24, report_within_hours=24)
+    policy = attrs.evolve(POLICY, statutory={**POLICY.statutory, ground: rule})
+    manager = cm.CaseManager(cm.InMemoryStore(), policy=policy, clock=clock)  # no notifier: undelivered
+    open_case(manager)
+    manager.handle("C1", cm.StartIntake(), actor=WORKER)
+    manager.handle("C1", cm.InvokeStatutoryOverride(ground), actor=WORKER)
+    scheduler = ReminderScheduler(manager, kinds=[K.MANDATORY_REPORT, K.OVERRIDE_CONFIRMATION, K.NO_CONTACT])
+    assert reminders(scheduler, T0 + dt.timedelta(hours=1)) == [
+        ("mandatory_report", "child_abuse", "due_soon", "worker-1"),
+        ("override_confirmation", "child_abuse", "due_soon", "worker-1"),
+    ]
+    late = reminders(scheduler, T0 + dt.timedelta(days=40))
+    assert ("mandatory_report", "child_abuse", "overdue", "supervisors") in late
+    assert ("override_confirmation", "child_abuse", "overdue", "supervisors") in late
+    assert ("no_contact", "", "overdue", "worker-1") in late
+    assert ("no_contact", "", "overdue", "supervisors") not in late
+    with pytest.raises(cm.InvalidData):
+        ReminderScheduler(manager, escalate_statutory_to="lead\nteam")
 
 
 def test_unassigned_cases_remind_the_fallback_and_many_cases_are_paged() -> None:

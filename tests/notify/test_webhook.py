@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import threading
@@ -186,3 +187,28 @@ def test_local_receiver_can_fail_on_purpose(receiver: LocalWebhookReceiver) -> N
     assert receiver.ledger.effects == {}
     hook.send(note())
     assert list(receiver.ledger.effects) == ["C1/2:assignment:worker-1"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Content-Length": "many"}, 400),  # not a number
+        ({SIGNATURE_HEADER: "sha256=é"}, 401),  # not ASCII: just a wrong signature
+        ({SIGNATURE_HEADER: sign(SECRET, b"{}"), "Idempotency-Key": "a\x01b"}, 400),  # not a usable key
+    ],
+)
+def test_local_receiver_answers_malformed_requests(
+    receiver: LocalWebhookReceiver, headers: dict[str, str], status: int
+) -> None:
+    host, port = receiver.url.split("/")[2].split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        connection.putrequest("POST", "/notifications")
+        sent = {"Content-Length": "2", **headers}
+        for name, value in sent.items():
+            connection.putheader(name, value)
+        connection.endheaders(b"{}")
+        assert connection.getresponse().status == status
+    finally:
+        connection.close()
+    assert receiver.ledger.effects == {}

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from hypothesis import strategies as st
 
 from casemgmt_core import commands as c
+from casemgmt_core.errors import InvalidData
 from casemgmt_core.model import (
     Agency,
     Case,
@@ -42,7 +43,7 @@ PROVIDERS = (Agency("p-job", "Job centre"), Agency("p-health", "Health centre"),
 SERVICES = ("tutoring", "job_placement", "emergency_livelihood")
 #: ``volunteer`` is in no access rule: every command it issues must be denied.
 ROLES = ("supervisor", "caseworker", "intake_officer", "volunteer")
-SUPERVISOR_ONLY = frozenset({"reopen", "approve_plan"})
+SUPERVISOR_ONLY = frozenset({"reopen", "approve_plan", "confirm_override"})
 
 #: Programmes the machines run under: the default, one with a jurisdiction and elder abuse as a
 #: statutory ground, one serving families with a child aged 6-13.
@@ -55,6 +56,9 @@ POLICIES: dict[str, Policy] = {
     "child-network": load_policy(
         'programme = "child-network"\n[eligibility]\ntarget_child_age = [6, 13]\n'
         "[time_limits]\nservice_item_max_days = 120\n"
+    ),
+    "supervised": load_policy(
+        'programme = "supervised"\n[statutory.child_abuse]\nconfirmation_within_hours = 24\n'
     ),
 }
 
@@ -119,11 +123,17 @@ class Maker:
         return choose(self.draw, bad)
 
     def build(self, event: str, case: Case, *, valid: bool = True) -> c.Command | None:
+        """The command, or ``None``: nothing valid to build, or the values drawn were refused
+        when the command was built (the boundary's first check; no engine call to make)."""
         method = getattr(self, f"_{event}", None)
         if method is None:
             command_type = c.COMMAND_TYPES[event]
             return command_type()
-        result: c.Command | None = method(case, valid)
+        try:
+            result: c.Command | None = method(case, valid)
+        except InvalidData:
+            assert not valid, f"a valid {event} was refused when built"
+            return None
         return result
 
     def _hand_over(self, case: Case, valid: bool) -> c.Command:
@@ -229,10 +239,11 @@ class Maker:
         return c.RecordConsent(consent)
 
     def _invoke_override(self, case: Case, valid: bool) -> c.Command:
-        return c.InvokeStatutoryOverride(choose(self.draw, list(StatutoryGround)))
+        ground = choose(self.draw, list(StatutoryGround))
+        return c.InvokeStatutoryOverride(ground, member_for(ground, case, self.draw))
 
     def _file_report(self, case: Case, valid: bool) -> c.Command:
-        pending = [r.ground for r in case.mandatory_reports if r.reference is None]
+        pending = [r.ground for r in case.mandatory_reports if not r.filed]
         ground = choose(self.draw, pending) if pending and chance(self.draw, 2) else None
         ground = ground or choose(self.draw, list(StatutoryGround))
         return c.FileMandatoryReport(ground, self.pick(valid, self.new("REF-"), "", "  "))
@@ -313,3 +324,8 @@ class Maker:
 def role_for(event: str) -> str:
     """The least role allowed to issue ``event`` under the default access rules."""
     return "supervisor" if event in SUPERVISOR_ONLY else "caseworker"
+
+
+def member_for(ground: StatutoryGround, case: Case, draw: Draw) -> str | None:
+    """Sometimes name the member an override is about (any member: the guard judges)."""
+    return choose(draw, [None, None, *(m.member_id for m in case.household.members)])

@@ -1,7 +1,7 @@
-"""Hypothesis profiles and the transition coverage gate for the property tests.
+"""The transition coverage gate for the property tests (the Hypothesis profiles are in
+``tests/conftest.py``).
 
-Profiles: ``default`` (fast, local) and ``ci`` (thorough); ``HYPOTHESIS_PROFILE=ci`` selects the
-latter. The gate: once the tests marked ``coverage_source`` for every source in
+Once the tests marked ``coverage_source`` for every source in
 :data:`~tests.properties.coverage.REQUIRED_SOURCES` were selected, the run fails if any
 transition or guard outcome of the lifecycle definition was never exercised, and the coverage
 table is printed at the end. Running other tests alone (``pytest tests/test_engine.py``, or one
@@ -10,39 +10,10 @@ property test by node id) leaves the gate unarmed.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import warnings
-
 import pytest
-from hypothesis import HealthCheck, settings
 
 from ..storage.conftest import postgres_conninfo, postgres_url  # noqa: F401  (the storage tests' server)
 from .coverage import RECORDED, REQUIRED_SOURCES, missing, table
-
-# Hypothesis imports its patch writer when a test fails; on this interpreter that import warns
-# (mypy_extensions.TypedDict), which ``filterwarnings = error`` would turn into an INTERNALERROR
-# hiding the failure. Import it once here with that warning silenced.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    with contextlib.suppress(ImportError):  # libcst is optional
-        import hypothesis.extra._patching  # noqa: F401
-
-_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
-settings.register_profile(
-    "default", max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=_QUIET
-)
-settings.register_profile(
-    "ci",
-    max_examples=350,
-    stateful_step_count=60,
-    deadline=None,
-    derandomize=True,  # the same examples on every CI run: no flaky gate, no flaky build
-    database=None,
-    print_blob=True,
-    suppress_health_check=_QUIET,
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 _ARMED = pytest.StashKey[bool]()
 _GAP = pytest.StashKey[str]()

@@ -23,8 +23,9 @@ from casemgmt_core.model import (
     Household,
     Referral,
 )
+from casemgmt_core.notifications import mandatory_report_notification_ids
 from casemgmt_core.policy import Policy
-from casemgmt_core.ports import CaseStore, NotificationKind
+from casemgmt_core.ports import CaseStore, Notification
 from casemgmt_core.service import CaseManager
 
 from .builders import T0
@@ -45,6 +46,20 @@ NEEDS_CONSENT = {
 AFTER_CLOSURE = frozenset({"reopen", "start_aftercare"})
 
 Outcome = Case | CaseManagementError
+
+
+class Receiver:
+    """The authorities' and providers' end of the notifications: up, or down (sending fails and
+    the notification stays in the outbox)."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.sent: list[Notification] = []
+
+    def send(self, notification: Notification) -> None:
+        if not self.up:
+            raise ConnectionError("the receiver is down")
+        self.sent.append(notification)
 
 
 class Harness:
@@ -69,13 +84,19 @@ class Harness:
         self.prefix = prefix
         self.coverage = coverage
         self.registry = InMemoryRegistry()
+        self.receiver = Receiver()
         self.now = T0
         self.cases: list[str] = []
         self.households: dict[str, Household] = {}
         self._replayed: dict[str, Case] = {}
         self._opened = 0
         self.manager = CaseManager(
-            store, policy=policy, registry=self.registry, clock=lambda: self.now, observe=self._observed
+            store,
+            policy=policy,
+            registry=self.registry,
+            notifier=self.receiver,
+            clock=lambda: self.now,
+            observe=self._observed,
         )
 
     # -- driving --------------------------------------------------------------------------------
@@ -196,15 +217,24 @@ class Harness:
         if scope is not None and not _consented(before, event, scope):
             override = before.statutory_override
             assert override is not None, f"{event.event} without consent or statutory basis"
+            assert override.in_force(event.occurred_at), f"{event.event} under a lapsed override"
             assert event.legal_basis == override.legal_basis, f"{event.event}: statutory basis not recorded"
+        if event.event == "file_report":
+            assert isinstance(event.payload, c.FileMandatoryReport)
+            delivered = event.payload.delivered_at
+            assert delivered is not None, "filed before delivery"
+            assert delivered <= event.occurred_at, "filed before delivery"
+        if event.event == "confirm_override":
+            assert before.statutory_override is not None
+            assert event.actor_id != before.statutory_override.actor_id, "confirmed by the invoker"
         if event.event == "invoke_override":
             assert event.legal_basis, "an override event must carry its legal basis"
-            kinds = {
-                p.notification.kind
-                for p in self.store.pending_notifications(limit=100_000)
-                if p.notification.event_id == event.event_id
-            }
-            assert NotificationKind.MANDATORY_REPORT in kinds, "an override must trigger the mandatory report"
+            after = apply(before, event)
+            (report,) = [r for r in after.mandatory_reports if r.event_id == event.event_id]
+            outbox = mandatory_report_notification_ids(report)
+            assert outbox, "an override must trigger the mandatory report"
+            for notification_id in outbox:  # in the outbox: pending, or delivered (raises if absent)
+                self.store.notification_delivered_at(notification_id)
 
     def _check_case(self, case: Case) -> None:
         override = case.statutory_override
@@ -214,6 +244,11 @@ class Harness:
             reports = [r for r in case.mandatory_reports if r.ground is override.ground]
             assert reports, "override without a mandatory report"
             assert all(r.authority for r in reports), "mandatory report without an authority"
+            rule = self.policy.statutory[override.ground]
+            assert override.legal_basis == rule.legal_basis, "override basis not the policy's"
+        for report in case.mandatory_reports:
+            assert report.authority == self.policy.statutory[report.ground].authority
+            assert (report.reference is None) or report.delivered_at is not None, "filed undelivered"
         for consent in case.consents:
             assert _valid_giver(case, consent, self.policy), (
                 f"consent {consent.consent_id} from a wrong giver"

@@ -16,7 +16,7 @@ from attrs import frozen
 
 from casemgmt_core import commands as c
 from casemgmt_core.guards import Facts
-from casemgmt_core.model import Case, ClosureReason, ConsentGiver, ConsentScope
+from casemgmt_core.model import Actor, Case, ClosureReason, ConsentGiver, ConsentScope, MandatoryReport
 from casemgmt_core.policy import Policy
 
 ACTIVE = ("intake", "screening", "assessment", "planning", "service", "reassessment")
@@ -67,8 +67,9 @@ MOVES: tuple[Move, ...] = (
     _m("record_crisis_factor", OPEN, None),
     _m("record_intake_findings", ["intake", "screening"], None),
     _m("record_consent", [*OPEN, "aftercare"], None, "valid_consent_giver"),
-    _m("invoke_override", OPEN, None, "ground_enabled"),
-    _m("file_report", OPEN, None, "report_pending"),
+    _m("invoke_override", OPEN, None, "ground_enabled", "statutory_subject"),
+    _m("confirm_override", OPEN, None, "override_awaiting_confirmation"),
+    _m("file_report", OPEN, None, "report_pending", "report_delivered"),
     _m("record_need", WORKING, None, "data_consent"),
     _m("record_strength", WORKING, None, "data_consent"),
     _m("set_goal", ["planning", "reassessment"], None, "service_consent"),
@@ -110,10 +111,18 @@ Rule = Callable[[Case, c.Command, Policy, dt.datetime, Facts], str | None]
 """A guard of the reference model: ``None`` when it allows, else its refusal reason."""
 
 
+def _lifting(case: Case, now: dt.datetime) -> bool:
+    """An override lifts consent unless it awaited confirmation past its deadline."""
+    o = case.statutory_override
+    if o is None:
+        return False
+    return o.confirm_by is None or o.confirmed_at is not None or now <= o.confirm_by
+
+
 def _consent(scope: ConsentScope) -> Rule:
     def rule(case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> str | None:
         live = [x for x in case.consents if x.scope == scope and x.withdrawn_at is None]
-        return None if live or case.statutory_override else "consent_missing"
+        return None if live or _lifting(case, now) else "consent_missing"
 
     return rule
 
@@ -126,7 +135,7 @@ def _sharing(case: Case, command: c.Command, policy: Policy, now: dt.datetime, f
         for x in case.consents
     ):
         return None
-    return None if case.statutory_override else "consent_missing"
+    return None if _lifting(case, now) else "consent_missing"
 
 
 def _age(born: dt.date, on: dt.date) -> int:
@@ -154,14 +163,46 @@ def _ground(case: Case, command: c.Command, policy: Policy, now: dt.datetime, fa
     return None if rule is not None and rule.enabled else "ground_not_enabled"
 
 
+def _unfiled(case: Case) -> list[MandatoryReport]:
+    return [r for r in case.mandatory_reports if r.reference is None or r.delivered_at is None]
+
+
 def _pending(case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> str | None:
     assert isinstance(command, c.FileMandatoryReport)
-    open_reports = [r for r in case.mandatory_reports if r.ground == command.ground and not r.reference]
-    return None if open_reports else "no_pending_report"
+    return None if any(r.ground == command.ground for r in _unfiled(case)) else "no_pending_report"
+
+
+def _delivered(case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> str | None:
+    return None if facts.report_delivered_at is not None else "report_not_delivered"
 
 
 def _filed(case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> str | None:
-    return "mandatory_report_pending" if any(r.reference is None for r in case.mandatory_reports) else None
+    return "mandatory_report_pending" if _unfiled(case) else None
+
+
+def _protected(case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> str | None:
+    """Child abuse protects a minor, elder abuse an elder, domestic violence anyone (by default)."""
+    assert isinstance(command, c.InvokeStatutoryOverride)
+    rule = policy.statutory[command.ground]
+    who = str(rule.applies_to)
+    people = [m for m in case.household.members if command.member_id in (None, m.member_id)]
+    ages = [_age(m.birth_date, now.date()) for m in people]
+    if who == "minor":
+        ok = any(a < policy.eligibility.age_of_majority for a in ages)
+    elif who == "elder":
+        ok = any(a >= policy.eligibility.elder_age for a in ages)
+    else:
+        ok = bool(people)
+    return None if ok else "no_statutory_subject"
+
+
+def _confirmable(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> str | None:
+    o = case.statutory_override
+    if o is None or o.confirm_by is None or o.confirmed_at is not None:
+        return "no_override_to_confirm"
+    return "override_lapsed" if now > o.confirm_by else None
 
 
 def _no_duty(case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> str | None:
@@ -246,6 +287,9 @@ RULES: dict[str, Rule] = {
     "valid_consent_giver": _giver,
     "ground_enabled": _ground,
     "report_pending": _pending,
+    "report_delivered": _delivered,
+    "statutory_subject": _protected,
+    "override_awaiting_confirmation": _confirmable,
     "reports_filed": _filed,
     "no_statutory_duty": _no_duty,
     "eligibility": _eligible,
@@ -284,11 +328,32 @@ def _withdrawal_dest(case: Case, command: c.Command) -> str:
     return case.state.value if others else "closed"
 
 
-def predict(case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> Prediction:
+def _who(case: Case, command: c.Command, policy: Policy, actor: Actor) -> str | None:
+    """Who may lift consent, and confirm that it was lifted, is the policy's: the refusal reason."""
+    if isinstance(command, c.InvokeStatutoryOverride):
+        rule = policy.statutory.get(command.ground)
+        if rule is not None and rule.enabled and actor.role not in rule.invoked_by:
+            return "role_may_not_invoke"
+    if isinstance(command, c.ConfirmStatutoryOverride) and case.statutory_override is not None:
+        o = case.statutory_override
+        rule = policy.statutory.get(o.ground)
+        if rule is not None and actor.role not in rule.confirmed_by:
+            return "role_may_not_confirm"
+        if rule is not None and actor.id == o.actor_id:
+            return "same_person"
+    return None
+
+
+def predict(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts, actor: Actor
+) -> Prediction:
     """What the rules say about ``command`` for ``case`` (a referentially valid command)."""
     move = _BY_KEY.get((case.state.value, command.event))
     if move is None:
         return Prediction(False)
+    who = _who(case, command, policy, actor)
+    if who is not None:
+        return Prediction(True, ("statutory_actor", who))
     for name in move.guards:
         reason = RULES[name](case, command, policy, now, facts)
         if reason is not None:

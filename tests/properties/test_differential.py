@@ -25,6 +25,7 @@ from .builders import POLICIES, PROVIDERS, T0, Maker, chance, choose, households
 from .test_transitions import forward
 
 ACTOR = Actor("worker-1", "caseworker")
+LEAD = Actor("lead-1", "supervisor")
 # Every event, with the ones that branch or end an episode more often.
 EVENTS = sorted(c.COMMAND_TYPES.keys() - {"open"}) + 3 * [
     "withdraw_consent",
@@ -37,10 +38,13 @@ EVENTS = sorted(c.COMMAND_TYPES.keys() - {"open"}) + 3 * [
 ]
 
 
-def _facts(data: st.DataObject) -> Facts:
+def _facts(data: st.DataObject, now: dt.datetime) -> Facts:
     managed = Agency("dream-start") if chance(data.draw, 6) else None
     elsewhere = choose(data.draw, PROVIDERS) if chance(data.draw, 6) else None
-    return Facts(managed_elsewhere_by=managed, service_linked_elsewhere_by=elsewhere)
+    delivered = now if not chance(data.draw, 4) else None
+    return Facts(
+        managed_elsewhere_by=managed, service_linked_elsewhere_by=elsewhere, report_delivered_at=delivered
+    )
 
 
 @settings(max_examples=settings.default.max_examples * 3)
@@ -76,10 +80,11 @@ def test_decide_agrees_with_the_reference_model(
         if command is None:
             planned = []
             continue
-        facts = _facts(data)
-        expected = reference.predict(case, command, rules, now, facts)
+        facts = _facts(data, now)
+        actor = LEAD if command.event == "confirm_override" and chance(data.draw, 2) else ACTOR
+        expected = reference.predict(case, command, rules, now, facts, actor)
         try:
-            decision = decide(case, command, rules, now, actor=ACTOR, facts=facts)
+            decision = decide(case, command, rules, now, actor=actor, facts=facts)
         except (UnknownCommand, TransitionRefused) as caught:
             refusal: UnknownCommand | TransitionRefused | None = caught
         else:

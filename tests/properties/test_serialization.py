@@ -9,10 +9,12 @@ its subclass ``PolicyError``), never another exception, and leave a store as it 
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import enum
 import functools
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -20,7 +22,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from casemgmt_core import commands as c
@@ -32,12 +34,17 @@ from casemgmt_core.model import Actor, Case, CaseState, Household, Referral, Ref
 from casemgmt_core.policy import load_policy
 from casemgmt_core.ports import CaseQuery
 from casemgmt_core.serialization import (
+    MAX_ITEMS,
+    MAX_JSON_CHARS,
+    MAX_STRING,
     case_from_dict,
     case_to_dict,
+    checked_dumps,
     converter,
     dumps,
     event_from_dict,
     event_to_dict,
+    loads,
 )
 from casemgmt_core.service import CaseManager
 
@@ -45,7 +52,8 @@ from .builders import T0
 
 ZONES = st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=9)), dt.timezone(dt.timedelta(hours=-5))])
 AWARE = st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1), timezones=ZONES)
-TEXT = st.text(max_size=12)
+# Printable, no white space at either end: fits every identifier and text field of the model.
+TEXT = st.text(st.characters(categories=["L", "N", "P", "S"]), min_size=1, max_size=12)
 
 
 def _for(tp: Any) -> st.SearchStrategy[Any]:
@@ -66,18 +74,37 @@ def _for(tp: Any) -> st.SearchStrategy[Any]:
     simple: dict[Any, st.SearchStrategy[Any]] = {
         str: TEXT,
         bool: st.booleans(),
-        int: st.integers(-(2**40), 2**40),
+        int: st.integers(1, 10_000),
         dt.datetime: AWARE,
-        dt.date: st.dates(),
+        dt.date: st.dates(dt.date(1900, 1, 1), dt.date(2200, 1, 1)),
     }
     return simple[tp]
+
+
+@st.composite
+def _built(draw: Any, cls: type[Any], fields: dict[str, st.SearchStrategy[Any]], refused: bool) -> Any:
+    """``cls`` built from drawn fields; what its validators refuse is rejected (or, with
+    ``refused``, drawn as ``None``)."""
+    values = {name: draw(strategy) for name, strategy in fields.items()}
+    try:
+        return cls(**values)
+    except InvalidData:
+        if refused:
+            return None
+        reject()
 
 
 @functools.cache
 def full(cls: type[Any]) -> st.SearchStrategy[Any]:
     """Instances of an attrs class with every field drawn (defaults included)."""
     attrs.resolve_types(cls, globalns=vars(model) | vars(c) | {"dt": dt})
-    return st.builds(cls, **{f.name: _for(f.type) for f in attrs.fields(cls) if f.init})
+    return _built(cls, {f.name: _for(f.type) for f in attrs.fields(cls) if f.init}, False)
+
+
+def maybe(cls: type[Any], *fields: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``cls`` built from ``fields`` in order, or ``None`` where its validators refuse them."""
+    names = [f.name for f in attrs.fields(cls) if f.init]
+    return _built(cls, dict(zip(names, fields, strict=False)), True)
 
 
 MODEL_TYPES = sorted(
@@ -176,14 +203,20 @@ def mutated(draw: Any, valid: st.SearchStrategy[Any]) -> Any:
     return doc
 
 
-def _events() -> st.SearchStrategy[dict[str, Any]]:
+def _event_objects() -> st.SearchStrategy[tuple[str, type[Event], Event]]:
     return st.sampled_from(PAYLOAD_TYPES).flatmap(
         lambda cls: full(cls).map(
-            lambda p: event_to_dict(
-                Event("C1", 1, p.event, None, CaseState.REFERRED, p, "w", "caseworker", T0)
+            lambda p: (
+                "event",
+                Event,
+                Event("C1", 1, p.event, None, CaseState.REFERRED, p, "w", "caseworker", T0),
             )
         )
     )
+
+
+def _events() -> st.SearchStrategy[dict[str, Any]]:
+    return _event_objects().map(lambda stored: event_to_dict(stored[2]))
 
 
 def _loads_or_typed_error(load: Any, doc: Any) -> None:
@@ -278,34 +311,37 @@ def _snapshot(store: InMemoryStore) -> Any:
     )
 
 
-MEMBERS = st.builds(
+ANY_TEXT = st.text(max_size=12)
+MEMBERS = maybe(
     model.Member,
     st.sampled_from(["a", "b", "", "m"]),
     st.dates(),
-    TEXT,
-    TEXT,
+    ANY_TEXT,
+    ANY_TEXT,
     st.none() | st.sampled_from(["a", "b", "zz", ""]),
 )
-IMPORTED = st.builds(
+IMPORTED = maybe(
     Household,
     st.sampled_from(["H1", "H2", ""]),
     st.lists(MEMBERS, max_size=4).map(tuple),
-    TEXT,
+    ANY_TEXT,
     st.booleans(),
 )
-REFERRALS = st.builds(
+REFERRALS = maybe(
     Referral,
     st.sampled_from(ReferralChannel),
     st.one_of(AWARE, st.datetimes()),
-    st.none() | st.builds(model.Agency, TEXT),
+    st.none() | maybe(model.Agency, ANY_TEXT),
 )
 
 
 @settings(max_examples=settings.default.max_examples * 2, deadline=None)
 @given(household=IMPORTED, referral=REFERRALS, case_id=st.sampled_from([None, "", "C-new", "C-seed"]))
 def test_imported_records_open_a_case_or_change_nothing(
-    household: Household, referral: Referral, case_id: str | None
+    household: Household | None, referral: Referral | None, case_id: str | None
 ) -> None:
+    if household is None or referral is None:
+        return  # refused when built: nothing to import
     store = InMemoryStore()
     manager = CaseManager(store, clock=lambda: T0)
     worker = Actor("w", "caseworker")
@@ -320,3 +356,199 @@ def test_imported_records_open_a_case_or_change_nothing(
     assert case.household == household
     assert store.load(case.case_id) == case
     assert store.verify().ok
+
+
+# -- strict loading of stored rows ----------------------------------------------------------------
+
+Path = tuple[Any, ...]
+
+
+def _where(what: str, path: Path) -> str:
+    return what + "".join(f".{k}" if isinstance(k, str) else f"[{k}]" for k in path)
+
+
+def _leaves(value: Any, path: Path = ()) -> list[tuple[Path, Any]]:
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _leaves(v, (*path, k))]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(v, (*path, i))]
+    return [(path, value)]
+
+
+def _objects(value: Any, path: Path = ()) -> list[Path]:
+    out = [path] if isinstance(value, dict) else []
+    children = (
+        value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    )
+    for k, v in children:
+        out += _objects(v, (*path, k))
+    return out
+
+
+def _put(doc: Any, path: Path, value: Any) -> None:
+    for key in path[:-1]:
+        doc = doc[key]
+    doc[path[-1]] = value
+
+
+#: A value of another JSON type for each leaf type, never one a lenient loader could not coerce.
+_OTHER = {str: 1, int: "1", bool: 1}
+STORED = st.one_of(
+    _events().map(lambda d: ("event", event_from_dict, d)),
+    full(Case).map(lambda c: ("case", case_from_dict, _through_json(case_to_dict(c)))),
+)
+
+
+@given(stored=STORED, data=st.data())
+def test_a_value_of_another_json_type_is_refused_where_it_stands(stored: Any, data: st.DataObject) -> None:
+    what, load, doc = stored
+    doc = _through_json(doc)
+    leaves = [(p, v) for p, v in _leaves(doc) if type(v) in _OTHER]
+    path, value = data.draw(st.sampled_from(leaves))
+    _put(doc, path, _OTHER[type(value)])
+    with pytest.raises(InvalidData) as caught:
+        load(doc)
+    assert caught.value.field == _where(what, path)
+
+
+@given(stored=STORED, data=st.data())
+def test_an_unknown_key_is_refused_in_every_object(stored: Any, data: st.DataObject) -> None:
+    what, load, doc = stored
+    doc = _through_json(doc)
+    path = data.draw(st.sampled_from(_objects(doc)))
+    target = doc
+    for key in path:
+        target = target[key]
+    target["zz_unknown"] = 0
+    with pytest.raises(InvalidData, match="zz_unknown") as caught:
+        load(doc)
+    assert caught.value.field == _where(what, path)
+
+
+@given(stored=STORED, data=st.data())
+def test_times_need_an_offset_and_dates_are_only_dates(stored: Any, data: st.DataObject) -> None:
+    what, load, doc = stored
+    doc = _through_json(doc)
+    temporal = []
+    for path, value in _leaves(doc):
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT[^ ]+[+-]\d\d:\d\d", value):
+            temporal.append((path, dt.datetime.fromisoformat(value).replace(tzinfo=None).isoformat()))
+        elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\d", value):
+            temporal.append((path, f"{value}T00:00:00+00:00"))
+    path, changed = data.draw(st.sampled_from(temporal))
+    _put(doc, path, changed)
+    with pytest.raises(InvalidData) as caught:
+        load(doc)
+    assert caught.value.field == _where(what, path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 10_000 + "]" * 10_000,
+        '{"a":' * 5_000 + "1" + "}" * 5_000,
+        "1" * 5_000,
+        "{",
+        "",
+    ],
+    ids=["deep array", "deep object", "huge number", "cut short", "empty"],
+)
+def test_stored_text_that_is_not_bounded_json_is_invalid_data(text: str) -> None:
+    with pytest.raises(InvalidData):
+        event_from_dict(loads(text))
+
+
+def test_stored_text_too_long_or_not_text_is_invalid_data() -> None:
+    with pytest.raises(InvalidData, match="longer than"):
+        loads(" " * (MAX_JSON_CHARS + 1))
+    with pytest.raises(InvalidData, match="JSON text"):
+        loads(b"{}")
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        [[[[[]]]]] * 3,
+        {"deep": functools.reduce(lambda inner, _: [inner], range(5_000), [])},
+        list(range(MAX_ITEMS + 1)),
+        "x" * (MAX_STRING + 1),
+        10**40,
+        float("nan"),
+        object(),
+    ],
+    ids=[
+        "nested arrays",
+        "deep nesting",
+        "too many items",
+        "too long a string",
+        "huge number",
+        "nan",
+        "object",
+    ],
+)
+def test_any_value_in_any_field_is_invalid_data(junk: Any) -> None:
+    doc = _through_json(case_to_dict(seeded_case()))
+    for path, _ in _leaves(doc):
+        changed = copy.deepcopy(doc) if path else doc
+        if path:
+            _put(changed, path, junk)
+        with pytest.raises(InvalidData):
+            case_from_dict(changed if path else junk)
+
+
+def seeded_case() -> Case:
+    from casemgmt_core.testing import open_commit
+
+    return open_commit("C1").case
+
+
+# -- writing: what is stored is what loads back ------------------------------------------------
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 2))
+@given(case=full(Case))
+def test_a_valid_case_is_written_exactly_as_before(case: Case) -> None:
+    assert checked_dumps(case, Case, "case") == dumps(case_to_dict(case))
+
+
+def _forcible(value: Any, path: Path = ()) -> list[tuple[Any, str, Path, Any]]:
+    """``(object, attribute, path, forced value)`` for each attribute below ``value`` that can be
+    given a value of a wrong type which writes out like the right one or not at all."""
+    out: list[tuple[Any, str, Path, Any]] = []
+    if not attrs.has(type(value)):
+        return out
+    for f in attrs.fields(type(value)):
+        item = getattr(value, f.name)
+        here = (*path, f.name)
+        if isinstance(item, enum.Enum):
+            out.append((value, f.name, here, item.value))
+        elif isinstance(item, dt.datetime):
+            out.append((value, f.name, here, item.replace(tzinfo=None)))
+        elif isinstance(item, dt.date):
+            out.append((value, f.name, here, dt.datetime.combine(item, dt.time(), dt.UTC)))
+        elif type(item) is bool:
+            out.append((value, f.name, here, int(item)))
+        elif type(item) is int:
+            out.append((value, f.name, here, str(item)))
+        elif type(item) is str:
+            out.append((value, f.name, here, None))
+        elif type(item) is tuple:
+            out.append((value, f.name, here, list(item)))
+            for i, x in enumerate(item):
+                out += _forcible(x, (*here, i))
+        elif type(item) is frozenset and item:
+            out.append((value, f.name, here, frozenset(x.value for x in item)))
+        else:
+            out += _forcible(item, here)
+    return out
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 2))
+@given(stored=st.one_of(full(Case).map(lambda c: ("case", Case, c)), _event_objects()), data=st.data())
+def test_a_value_forced_past_its_validator_is_refused_and_named(stored: Any, data: st.DataObject) -> None:
+    what, cls, value = stored
+    target, name, path, forced = data.draw(st.sampled_from(_forcible(value)))
+    object.__setattr__(target, name, forced)
+    with pytest.raises(InvalidData) as caught:
+        checked_dumps(value, cls, what)
+    assert caught.value.field == _where(what, path)

@@ -260,6 +260,12 @@ class CaseManagementMachine(RuleBasedStateMachine):
         if file and not isinstance(outcome, Exception):
             self.harness.run(case_id, c.FileMandatoryReport(ground, f"REF-{next(self.ids)}"), worker)
 
+    @rule(up=st.booleans())
+    def receiver(self, up: bool) -> None:
+        """The authorities' receiver goes down or comes back; the outbox is then relayed."""
+        self.harness.receiver.up = up
+        self.harness.manager.deliver_pending(limit=1000)
+
     @invariant()
     def invariants_hold(self) -> None:
         if self.h is not None:
@@ -391,7 +397,7 @@ class Tour:
         return self.h.store.load(self.case_id)
 
     def outcome(self, command: c.Command) -> Case | CaseManagementError:
-        actor = LEAD if command.event in ("approve_plan", "reopen") else WORKER
+        actor = LEAD if command.event in ("approve_plan", "reopen", "confirm_override") else WORKER
         result = self.h.run(self.case_id, command, actor)
         self.h.check()
         return result
@@ -457,6 +463,9 @@ RECIPES: dict[str, Recipe] = {
     "record_intake_findings": lambda t: c.RecordIntakeFindings(wanted_change="stable housing"),
     "record_consent": lambda t: c.RecordConsent(_consent("share-x", ConsentScope.SHARING, "x")),
     "invoke_override": lambda t: c.InvokeStatutoryOverride(StatutoryGround.CHILD_ABUSE),
+    "confirm_override": _then(
+        c.InvokeStatutoryOverride(StatutoryGround.CHILD_ABUSE), command=c.ConfirmStatutoryOverride()
+    ),
     "file_report": _then(
         c.InvokeStatutoryOverride(StatutoryGround.CHILD_ABUSE),
         command=c.FileMandatoryReport(StatutoryGround.CHILD_ABUSE, "POL-2026-1"),
@@ -495,7 +504,7 @@ def _tour_one(source: str, event: str, dest: str) -> None:
                 t.go(c.RecordConsent(_consent("svc", ConsentScope.SERVICE_PROVISION)))
             command = c.WithdrawConsent("svc")
     else:
-        t = Tour()
+        t = Tour(policy="supervised" if event == "confirm_override" else "default")
         t.go(*PATHS[source])
         command = RECIPES[event](t)
     assert t.case.state.value == source
@@ -597,6 +606,30 @@ def _refusals() -> Iterator[None]:
     )
     t.go(c.InvokeStatutoryOverride(StatutoryGround.CHILD_ABUSE))
     t.refuse(c.HandOver(Agency("child-protection")), "reports_filed", "mandatory_report_pending")
+    t.refuse(c.ConfirmStatutoryOverride(), "override_awaiting_confirmation", "no_override_to_confirm")
+    yield
+
+    # the report is filed only after delivery; the override only where the ground protects someone
+    t = Tour()
+    t.h.receiver.up = False
+    t.go(*TO_INTAKE, c.InvokeStatutoryOverride(StatutoryGround.CHILD_ABUSE))
+    t.refuse(
+        c.FileMandatoryReport(StatutoryGround.CHILD_ABUSE, "POL-8"),
+        "report_delivered",
+        "report_not_delivered",
+    )
+    t.h.receiver.up = True
+    t.h.manager.deliver_pending()
+    t.go(c.FileMandatoryReport(StatutoryGround.CHILD_ABUSE, "POL-8"))
+    t = Tour(household=Household("H7", FAMILY.members[:1], "R1"))
+    t.go(*TO_INTAKE)
+    t.refuse(
+        c.InvokeStatutoryOverride(StatutoryGround.CHILD_ABUSE), "statutory_subject", "no_statutory_subject"
+    )
+    t = Tour(policy="supervised")
+    t.go(*TO_INTAKE, c.InvokeStatutoryOverride(StatutoryGround.CHILD_ABUSE))
+    t.h.advance(2)
+    t.refuse(c.ConfirmStatutoryOverride(), "override_awaiting_confirmation", "override_lapsed")
     yield
 
     t = Tour()

@@ -87,12 +87,21 @@ PAYLOADS: dict[str, tuple[c.Command, S | None, S]] = {
     "withdraw_consent": (c.WithdrawConsent("share-1"), S.SERVICE, S.SERVICE),
     "invoke_override": (
         c.InvokeStatutoryOverride(
-            StatutoryGround.CHILD_ABUSE, "아동복지법 제22조", "child-protection-agency", LATER
+            StatutoryGround.CHILD_ABUSE,
+            legal_basis="아동복지법 제22조",
+            authority="child-protection-agency",
+            report_due_at=LATER,
         ),
         S.INTAKE,
         S.INTAKE,
     ),
-    "file_report": (c.FileMandatoryReport(StatutoryGround.CHILD_ABUSE, "CPA-2026-0042"), S.INTAKE, S.INTAKE),
+    # Schema 1 knew no delivery confirmation: the authority's reference was the record of receipt.
+    "file_report": (
+        c.FileMandatoryReport(StatutoryGround.CHILD_ABUSE, "CPA-2026-0042", delivered_at=AT),
+        S.INTAKE,
+        S.INTAKE,
+    ),
+    "confirm_override": (c.ConfirmStatutoryOverride(), S.INTAKE, S.INTAKE),
     "complete_intake": (c.CompleteIntake(), S.INTAKE, S.SCREENING),
     "select": (c.Select(), S.SCREENING, S.ASSESSMENT),
     "redirect": (c.Redirect("emergency_livelihood"), S.SCREENING, S.REDIRECTED),

@@ -8,8 +8,10 @@ import pytest
 from attrs import evolve
 
 from casemgmt_core import InMemoryStore
-from casemgmt_core.ports import CaseStore
-from casemgmt_core.testing import CaseStoreContract
+from casemgmt_core.commands import AssignCaseworker, StartIntake
+from casemgmt_core.errors import InvalidData
+from casemgmt_core.ports import CaseStore, ChainProblem
+from casemgmt_core.testing import CaseStoreContract, follow, open_commit
 
 
 def _memory(store: CaseStore) -> InMemoryStore:
@@ -45,3 +47,54 @@ class TestInMemoryStore(CaseStoreContract):
 
     def delivered_at(self, store: CaseStore, notification_id: str) -> dt.datetime | None:
         return _memory(store)._delivered.get(notification_id)
+
+
+# -- objects changed behind the store's back -------------------------------------------------
+
+
+def _stored(store: InMemoryStore) -> InMemoryStore:
+    opened = open_commit("C1")
+    store.commit(opened)
+    store.commit(follow(opened.case, AssignCaseworker("cw-1"), StartIntake()))
+    store.commit(open_commit("C2"))
+    return store
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("source", "referred"),
+        ("occurred_at", dt.datetime(2026, 1, 5, 10)),
+        ("version", "2"),
+        ("note", "\ud800"),
+        ("payload", object()),
+        ("actor_id", None),
+    ],
+)
+def test_verify_reports_an_event_object_that_no_longer_reads_back(field: str, value: object) -> None:
+    store = _stored(InMemoryStore())
+    object.__setattr__(store._events["C1"][1], field, value)
+    report = store.verify()
+    assert [(b.case_id, b.version, b.problem) for b in report.broken] == [("C1", 2, ChainProblem.UNREADABLE)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("state", "intake"), ("version", "3"), ("household", None), ("opened_at", dt.datetime(2026, 1, 5))],
+)
+def test_verify_reports_a_case_object_that_differs_from_its_events(field: str, value: object) -> None:
+    store = _stored(InMemoryStore())
+    object.__setattr__(store._cases["C1"], field, value)
+    report = store.verify()
+    assert [(b.case_id, b.problem) for b in report.broken] == [("C1", ChainProblem.SNAPSHOT)]
+
+
+def test_the_store_keeps_equal_objects_and_never_shares_them_with_a_refused_commit() -> None:
+    store = _stored(InMemoryStore())
+    case = store.load("C1")
+    step = follow(case, AssignCaseworker("cw-2"))
+    object.__setattr__(step.case, "state", "intake")
+    with pytest.raises(InvalidData, match=r"commit\.case\.state"):
+        store.commit(step)
+    assert store.load("C1") is case
+    assert store.verify().ok

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -13,7 +13,7 @@ from casemgmt_core.adapters.postgresql import PostgresStore
 from casemgmt_core.commands import AssignCaseworker, StartIntake
 from casemgmt_core.errors import DuplicateCase, StorageError
 from casemgmt_core.ports import CaseStore
-from casemgmt_core.testing import CaseStoreContract, follow, open_commit
+from casemgmt_core.testing import StoredRowsContract, follow, open_commit
 
 _CONNINFO: dict[int, str] = {}
 
@@ -24,7 +24,16 @@ def _raw(store: CaseStore, sql: str, *params: object) -> None:
         conn.execute(sql, params)  # type: ignore[arg-type]
 
 
-class TestPostgresStore(CaseStoreContract):
+def _rewrite(
+    store: CaseStore, table: str, where: str, params: tuple[object, ...], edit: Callable[[str], str]
+) -> None:
+    with psycopg.connect(_CONNINFO[id(store)], autocommit=True) as conn:
+        row = conn.execute(f"SELECT data FROM {table} WHERE {where}", params).fetchone()  # type: ignore[arg-type]
+        assert row is not None
+        conn.execute(f"UPDATE {table} SET data = %s WHERE {where}", (edit(row[0]), *params))  # type: ignore[arg-type]
+
+
+class TestPostgresStore(StoredRowsContract):
     @pytest.fixture
     def store(self, postgres_conninfo: str) -> Iterator[CaseStore]:
         self.conninfo = postgres_conninfo
@@ -66,6 +75,12 @@ class TestPostgresStore(CaseStoreContract):
             " WHERE case_id = %s",
             case_id,
         )
+
+    def rewrite_event(self, store: CaseStore, case_id: str, version: int, edit: Callable[[str], str]) -> None:
+        _rewrite(store, "events", "case_id = %s AND version = %s", (case_id, version), edit)
+
+    def rewrite_case(self, store: CaseStore, case_id: str, edit: Callable[[str], str]) -> None:
+        _rewrite(store, "cases", "case_id = %s", (case_id,), edit)
 
     def delivered_at(self, store: CaseStore, notification_id: str) -> dt.datetime | None:
         with psycopg.connect(_CONNINFO[id(store)]) as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,8 @@ from casemgmt_core.adapters.memory import InMemoryStore
 from casemgmt_core.adapters.sqlite import SQLiteStore
 from casemgmt_core.commands import AssignCaseworker, StartIntake
 from casemgmt_core.errors import CaseNotFound, DuplicateCase
-from casemgmt_core.ports import CaseStore
-from casemgmt_core.testing import CaseStoreContract, follow, open_commit
+from casemgmt_core.ports import CaseStore, ChainProblem, Notification, NotificationKind
+from casemgmt_core.testing import T0, StoredRowsContract, follow, open_commit
 
 
 def _path(store: CaseStore) -> str:
@@ -31,7 +31,15 @@ def _raw(store: CaseStore, sql: str, *params: object) -> None:
         db.execute(sql, params)
 
 
-class TestSQLiteStore(CaseStoreContract):
+def _rewrite(
+    store: CaseStore, table: str, where: str, params: tuple[object, ...], edit: Callable[[str], str]
+) -> None:
+    with contextlib.closing(sqlite3.connect(_path(store))) as db, db:
+        (text,) = db.execute(f"SELECT data FROM {table} WHERE {where}", params).fetchone()
+        db.execute(f"UPDATE {table} SET data = ? WHERE {where}", (edit(text), *params))
+
+
+class TestSQLiteStore(StoredRowsContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[CaseStore]:
         self.reopened: list[SQLiteStore] = []
@@ -68,6 +76,12 @@ class TestSQLiteStore(CaseStoreContract):
             " WHERE case_id = ?",
             case_id,
         )
+
+    def rewrite_event(self, store: CaseStore, case_id: str, version: int, edit: Callable[[str], str]) -> None:
+        _rewrite(store, "events", "case_id = ? AND version = ?", (case_id, version), edit)
+
+    def rewrite_case(self, store: CaseStore, case_id: str, edit: Callable[[str], str]) -> None:
+        _rewrite(store, "cases", "case_id = ?", (case_id,), edit)
 
     def delivered_at(self, store: CaseStore, notification_id: str) -> dt.datetime | None:
         with contextlib.closing(sqlite3.connect(_path(store))) as db:
@@ -165,6 +179,68 @@ def test_an_unreadable_row_is_a_storage_error(tmp_path: Path) -> None:
     _raw(store, "UPDATE cases SET data = '{\"nonsense\": 1}'")
     with pytest.raises(StorageError, match="case 'C1'"):
         store.load("C1")
+
+
+def _three_cases(tmp_path: Path) -> SQLiteStore:
+    store = SQLiteStore(tmp_path / "a.db")
+    for case_id in ("C1", "C2", "C3"):
+        opened = open_commit(case_id)
+        store.commit(opened)
+        store.commit(follow(opened.case, AssignCaseworker("cw-1"), StartIntake()))
+    return store
+
+
+def test_bytes_that_are_not_utf8_are_reported_not_raised_by_verify(tmp_path: Path) -> None:
+    store = _three_cases(tmp_path)
+    # A UTF-8-encoded surrogate (ED A0 80) is not UTF-8: another program wrote it as text.
+    _raw(
+        store,
+        "UPDATE events SET data = CAST(X'7B226E6F7465223A22EDA080227D' AS TEXT)"
+        " WHERE case_id = 'C1' AND version = 2",
+    )
+    _raw(store, "UPDATE cases SET data = CAST(X'EDA080' AS TEXT) WHERE case_id = 'C2'")
+    with pytest.raises(StorageError):
+        store.events("C1")
+    with pytest.raises(StorageError):
+        store.load("C2")
+    report = store.verify()
+    assert [(b.case_id, b.version, b.problem) for b in report.broken] == [
+        ("C1", 2, ChainProblem.UNREADABLE),
+        ("C2", 3, ChainProblem.SNAPSHOT),
+    ]
+    assert store.load("C3").version == 3
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE events SET version = 'two' WHERE case_id = 'C1' AND version = 2",
+        "UPDATE events SET data = X'7B7D' WHERE case_id = 'C1' AND version = 2",
+        "UPDATE events SET data = 12 WHERE case_id = 'C1' AND version = 2",
+        "UPDATE events SET prev_hash = X'00', hash = 7 WHERE case_id = 'C1' AND version = 2",
+        "UPDATE cases SET version = 'three' WHERE case_id = 'C1'",
+        "UPDATE cases SET data = X'7B7D', head_hash = 5 WHERE case_id = 'C1'",
+    ],
+)
+def test_verify_reports_whatever_a_row_holds(tmp_path: Path, sql: str) -> None:
+    store = _three_cases(tmp_path)
+    _raw(store, sql)
+    report = store.verify()
+    assert [b.case_id for b in report.broken] == ["C1"]
+    assert store.verify("C3").ok
+
+
+def test_a_stored_time_that_is_not_one_is_a_storage_error(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "a.db")
+    store.enqueue([Notification("n-1", NotificationKind.REMINDER, "C1", "C1/1", "w", T0)])
+    store.mark_delivered("n-1", T0)
+    _raw(store, "UPDATE outbox SET delivered_at = 'yesterday'")
+    with pytest.raises(StorageError, match="timestamp"):
+        store.notification_delivered_at("n-1")
+    store.enqueue([Notification("n-2", NotificationKind.REMINDER, "C1", "C1/1", "w", T0)])
+    _raw(store, "UPDATE outbox SET next_attempt_at = '2026-01-05T09:00:00' WHERE notification_id = 'n-2'")
+    with pytest.raises(StorageError, match="timestamp"):
+        store.pending_notifications()
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -13,14 +13,13 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Literal, Protocol, Self, cast
+from typing import Any, ClassVar, Literal, Protocol, Self
 
 from ..errors import (
     CaseManagementError,
     CaseNotFound,
     ConcurrencyConflict,
     DuplicateCase,
-    InvalidData,
     StorageError,
 )
 from ..events import Event
@@ -36,26 +35,24 @@ from ..ports import (
     PendingNotification,
     Refusal,
 )
-from ..serialization import (
-    case_from_dict,
-    event_from_dict,
-    notification_from_dict,
-    notification_to_dict,
-    refusal_from_dict,
-    refusal_to_dict,
-)
+from ..serialization import case_from_dict, event_from_dict, notification_from_dict, refusal_from_dict
 from . import (
     GENESIS,
     ChainLink,
     PreparedCommit,
+    PreparedNotification,
     check_chain,
+    check_error,
+    check_id,
     check_limit,
+    check_notification_id,
     check_query,
-    check_refusal,
+    check_version,
     load_stored,
     prepare_commit,
+    prepare_notifications,
+    prepare_refusal,
     require_aware,
-    serialise,
     unknown_notification,
 )
 
@@ -63,9 +60,6 @@ __all__ = ["LIVE_SQL", "Connection", "Cursor", "SQLStore"]
 
 #: The live states as a SQL list, for ``state IN (…)``.
 LIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(LIVE_STATES))
-
-_OutboxRow = tuple[str, str, dt.datetime, str]
-"""``(notification_id, case_id, created_at, JSON)``."""
 
 
 class Cursor(Protocol):
@@ -107,7 +101,6 @@ class SQLStore(abc.ABC):
     the unique index's refusal afterwards."""
     _driver_error: ClassVar[type[Exception]]
     """The driver's base exception, translated to :class:`~casemgmt_core.StorageError`."""
-    # How a stored row that no longer loads is named in the error (the wording each store had).
 
     # -- dialect hooks --------------------------------------------------------------------------
 
@@ -139,8 +132,16 @@ class SQLStore(abc.ABC):
 
     @staticmethod
     def _from_db(value: Any) -> dt.datetime | None:
-        """A stored timestamp as an aware datetime."""
-        return cast("dt.datetime | None", value)
+        """A stored timestamp as an aware datetime in UTC."""
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime) or value.utcoffset() is None:
+            raise StorageError(f"a stored timestamp is not an aware datetime: {type(value).__name__}")
+        return value.astimezone(dt.UTC)
+
+    def _audit(self) -> AbstractContextManager[Connection]:
+        """A connection for :meth:`verify`, which must read any row, readable or not."""
+        return self._read()
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -232,11 +233,10 @@ class SQLStore(abc.ABC):
                     for e, (prev, current) in zip(c.events, hashes, strict=True)
                 ],
             )
-        self._insert_outbox(
-            db, [(n.notification_id, n.case_id, n.created_at, n.text) for n in c.notifications]
-        )
+        self._insert_outbox(db, c.notifications)
 
     def load(self, case_id: str) -> Case:
+        check_id(case_id, "case_id")
         with self._read() as db:
             row = db.execute(f"SELECT data FROM cases WHERE case_id = {self._param}", (case_id,)).fetchone()
         if row is None:
@@ -244,8 +244,8 @@ class SQLStore(abc.ABC):
         return self._case(case_id, row[0])
 
     def events(self, case_id: str, *, after_version: int = 0) -> Sequence[Event]:
-        if not isinstance(after_version, int) or after_version < 0:
-            raise InvalidData(f"must be 0 or more, not {after_version!r}", field="after_version")
+        check_id(case_id, "case_id")
+        check_version(after_version, "after_version")
         p = self._param
         with self._read() as db:
             if db.execute(f"SELECT 1 FROM cases WHERE case_id = {p}", (case_id,)).fetchone() is None:
@@ -257,6 +257,7 @@ class SQLStore(abc.ABC):
         return tuple(self._event(case_id, version, text) for version, text in rows)
 
     def active_case_for_household(self, household_id: str) -> str | None:
+        check_id(household_id, "household_id")
         with self._read() as db:
             row = db.execute(
                 f"SELECT case_id FROM cases WHERE household_id = {self._param} AND state IN ({LIVE_SQL})",
@@ -294,8 +295,7 @@ class SQLStore(abc.ABC):
     # -- refusals -------------------------------------------------------------------------------
 
     def record_refusal(self, refusal: Refusal) -> None:
-        check_refusal(refusal)
-        text = serialise(refusal_to_dict, refusal, "refusal")
+        text = prepare_refusal(refusal)
         p = self._param
         with self._write() as db:
             db.execute(
@@ -304,6 +304,7 @@ class SQLStore(abc.ABC):
             )
 
     def refusals(self, case_id: str) -> Sequence[Refusal]:
+        check_id(case_id, "case_id")
         with self._read() as db:
             rows = db.execute(
                 f"SELECT data FROM refusals WHERE case_id = {self._param} ORDER BY seq", (case_id,)
@@ -314,14 +315,7 @@ class SQLStore(abc.ABC):
     # -- outbox ---------------------------------------------------------------------------------
 
     def enqueue(self, notifications: Sequence[Notification]) -> int:
-        rows: list[_OutboxRow] = []
-        for n in notifications:
-            if not isinstance(n, Notification):
-                raise InvalidData(f"expected a Notification, not {type(n).__name__}", field="notifications")
-            created = require_aware(n.created_at, "notification.created_at")
-            rows.append(
-                (n.notification_id, n.case_id, created, serialise(notification_to_dict, n, "notification"))
-            )
+        rows = prepare_notifications(notifications, "notifications")
         with self._write() as db:
             return self._insert_outbox(db, rows)
 
@@ -329,12 +323,13 @@ class SQLStore(abc.ABC):
         self, *, now: dt.datetime | None = None, limit: int = 100
     ) -> Sequence[PendingNotification]:
         check_limit(limit)
+        when = None if now is None else require_aware(now, "now")
         p = self._param
         sql = "SELECT data, attempts, last_error, next_attempt_at FROM outbox WHERE delivered_at IS NULL"
         params: list[object] = []
-        if now is not None:
+        if when is not None:
             sql += f" AND (next_attempt_at IS NULL OR next_attempt_at <= {p})"
-            params.append(self._to_db(require_aware(now, "now")))
+            params.append(self._to_db(when))
         sql += f" ORDER BY seq LIMIT {p}"
         with self._read() as db:
             rows = db.execute(sql, (*params, limit)).fetchall()
@@ -349,6 +344,7 @@ class SQLStore(abc.ABC):
         )
 
     def mark_delivered(self, notification_id: str, at: dt.datetime) -> None:
+        check_notification_id(notification_id)
         stamp = self._to_db(require_aware(at, "at"))
         p = self._param
         with self._write() as db:
@@ -360,13 +356,15 @@ class SQLStore(abc.ABC):
                 raise unknown_notification(notification_id)
 
     def mark_failed(self, notification_id: str, *, error: str, retry_at: dt.datetime) -> None:
+        check_notification_id(notification_id)
+        check_error(error)
         stamp = self._to_db(require_aware(retry_at, "retry_at"))
         p = self._param
         with self._write() as db:
             done = db.execute(
                 f"UPDATE outbox SET attempts = attempts + 1, last_error = {p}, next_attempt_at = {p}"
                 f" WHERE notification_id = {p} AND delivered_at IS NULL",
-                (str(error), stamp, notification_id),
+                (error, stamp, notification_id),
             )
             if done.rowcount == 0 and (
                 db.execute(f"SELECT 1 FROM outbox WHERE notification_id = {p}", (notification_id,)).fetchone()
@@ -374,15 +372,25 @@ class SQLStore(abc.ABC):
             ):
                 raise unknown_notification(notification_id)
 
-    def _insert_outbox(self, db: Connection, rows: Sequence[_OutboxRow]) -> int:
+    def notification_delivered_at(self, notification_id: str) -> dt.datetime | None:
+        check_notification_id(notification_id)
+        with self._read() as db:
+            row = db.execute(
+                f"SELECT delivered_at FROM outbox WHERE notification_id = {self._param}", (notification_id,)
+            ).fetchone()
+        if row is None:
+            raise unknown_notification(notification_id)
+        return self._from_db(row[0])
+
+    def _insert_outbox(self, db: Connection, rows: Sequence[PreparedNotification]) -> int:
         """Insert outbox rows, skipping ids already there; how many were new."""
         p = self._param
         new = 0
-        for notification_id, case_id, created, text in rows:
+        for n in rows:
             cursor = db.execute(
                 f"INSERT INTO outbox (notification_id, case_id, created_at, data) VALUES ({p}, {p}, {p}, {p})"
                 " ON CONFLICT (notification_id) DO NOTHING",
-                (notification_id, case_id, self._to_db(created), text),
+                (n.notification_id, n.case_id, self._to_db(n.created_at), n.text),
             )
             new += cursor.rowcount
         return new
@@ -390,10 +398,12 @@ class SQLStore(abc.ABC):
     # -- audit ----------------------------------------------------------------------------------
 
     def verify(self, case_id: str | None = None) -> ChainReport:
+        if case_id is not None:
+            check_id(case_id, "case_id")
         p = self._param
         broken: list[BrokenLink] = []
         cases = events = 0
-        with self._read() as db:
+        with self._audit() as db:
             ids = self._case_ids(db) if case_id is None else [case_id]
             for cid in ids:
                 row = db.execute(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from attrs import evolve
 
-from ..errors import CaseNotFound, ConcurrencyConflict, DuplicateCase, InvalidData
+from ..errors import CaseNotFound, ConcurrencyConflict, DuplicateCase
 from ..events import Event
 from ..lifecycle import LIVE_STATES
 from ..model import Agency, Case, Household, Need
@@ -25,10 +25,15 @@ from . import (
     GENESIS,
     _chain_of,
     check_chain,
+    check_error,
+    check_id,
     check_limit,
+    check_notification_id,
     check_query,
-    check_refusal,
+    check_version,
     prepare_commit,
+    prepare_notifications,
+    prepare_refusal,
     require_aware,
     unknown_notification,
 )
@@ -54,10 +59,10 @@ class InMemoryStore:
         self._delivered: dict[str, dt.datetime] = {}
 
     def commit(self, commit: Commit) -> None:
-        # The same validation and event serialisation as the durable stores, so that a commit
-        # this store accepts is one they accept too, and the hash chain is the same. The case
-        # itself is kept as an object, not serialised (simulations commit many times).
-        prepared = prepare_commit(commit, with_case=False)
+        # The same validation and serialisation as the durable stores (the case, events and
+        # notifications written out and loaded back), so that this store accepts exactly the
+        # commits they accept, and the hash chain is the same. Objects are kept, not the text.
+        prepared = prepare_commit(commit)
         case = commit.case
         current = self._cases.get(case.case_id)
         actual = current.version if current is not None else 0
@@ -82,20 +87,24 @@ class InMemoryStore:
             self._live_by_household[household] = case.case_id
         elif live == case.case_id:
             del self._live_by_household[household]
-        self.enqueue(commit.notifications)
+        self._enqueue(commit.notifications)
 
     def load(self, case_id: str) -> Case:
+        check_id(case_id, "case_id")
         try:
             return self._cases[case_id]
         except KeyError:
             raise CaseNotFound(case_id) from None
 
     def events(self, case_id: str, *, after_version: int = 0) -> Sequence[Event]:
+        check_id(case_id, "case_id")
+        check_version(after_version, "after_version")
         if case_id not in self._cases:
             raise CaseNotFound(case_id)
         return tuple(e for e in self._events[case_id] if e.version > after_version)
 
     def active_case_for_household(self, household_id: str) -> str | None:
+        check_id(household_id, "household_id")
         return self._live_by_household.get(household_id)
 
     def find(self, query: CaseQuery) -> Page:
@@ -114,17 +123,18 @@ class InMemoryStore:
         return Page(tuple(page), query.offset + query.limit if more else None)
 
     def record_refusal(self, refusal: Refusal) -> None:
-        check_refusal(refusal)
+        prepare_refusal(refusal)
         self._refusals.setdefault(refusal.case_id, []).append(refusal)
 
     def refusals(self, case_id: str) -> Sequence[Refusal]:
+        check_id(case_id, "case_id")
         return tuple(self._refusals.get(case_id, ()))
 
     def enqueue(self, notifications: Sequence[Notification]) -> int:
-        for n in notifications:
-            if not isinstance(n, Notification):
-                raise InvalidData(f"expected a Notification, not {type(n).__name__}", field="notifications")
-            require_aware(n.created_at, "notification.created_at")
+        prepare_notifications(notifications, "notifications")
+        return self._enqueue(notifications)
+
+    def _enqueue(self, notifications: Sequence[Notification]) -> int:
         new = 0
         for n in notifications:
             if n.notification_id not in self._outbox:
@@ -137,7 +147,7 @@ class InMemoryStore:
     ) -> Sequence[PendingNotification]:
         check_limit(limit)
         if now is not None:
-            require_aware(now, "now")
+            now = require_aware(now, "now")
         pending = [
             p
             for k, p in self._outbox.items()
@@ -147,17 +157,25 @@ class InMemoryStore:
         return tuple(pending[:limit])
 
     def mark_delivered(self, notification_id: str, at: dt.datetime) -> None:
-        require_aware(at, "at")
+        check_notification_id(notification_id)
+        when = require_aware(at, "at")
         self._known(notification_id)
-        self._delivered.setdefault(notification_id, at)
+        self._delivered.setdefault(notification_id, when)
 
     def mark_failed(self, notification_id: str, *, error: str, retry_at: dt.datetime) -> None:
-        require_aware(retry_at, "retry_at")
+        check_notification_id(notification_id)
+        check_error(error)
+        when = require_aware(retry_at, "retry_at")
         entry = self._known(notification_id)
         if notification_id not in self._delivered:
             self._outbox[notification_id] = evolve(
-                entry, attempts=entry.attempts + 1, last_error=error, next_attempt_at=retry_at
+                entry, attempts=entry.attempts + 1, last_error=error, next_attempt_at=when
             )
+
+    def notification_delivered_at(self, notification_id: str) -> dt.datetime | None:
+        check_notification_id(notification_id)
+        self._known(notification_id)
+        return self._delivered.get(notification_id)
 
     def _known(self, notification_id: str) -> PendingNotification:
         try:
@@ -166,6 +184,8 @@ class InMemoryStore:
             raise unknown_notification(notification_id) from None
 
     def verify(self, case_id: str | None = None) -> ChainReport:
+        if case_id is not None:
+            check_id(case_id, "case_id")
         if case_id is not None and case_id not in self._cases and case_id not in self._events:
             raise CaseNotFound(case_id)
         ids = sorted(set(self._cases) | set(self._events)) if case_id is None else [case_id]

@@ -82,8 +82,22 @@ def _ts(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(dt.UTC).strftime(_TIME_FORMAT)
 
 
-def _from_ts(value: str | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromisoformat(value)
+def _from_ts(value: object) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.utcoffset() is None:
+        raise StorageError(f"a stored timestamp is not an aware ISO 8601 time: {str(value)[:40]!r}")
+    return parsed.astimezone(dt.UTC)
+
+
+def _lenient_text(raw: bytes) -> str:
+    # Bytes that are not UTF-8 (written by another program) become lone surrogates, which the
+    # loader refuses: the row is reported rather than the whole read failing.
+    return raw.decode("utf-8", "surrogateescape")
 
 
 class SQLiteStore(SQLStore):
@@ -194,6 +208,15 @@ class SQLiteStore(SQLStore):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+
+    @contextlib.contextmanager
+    def _audit(self) -> Iterator[sqlite3.Connection]:
+        with self._read() as db:
+            db.text_factory = _lenient_text
+            try:
+                yield db
+            finally:
+                db.text_factory = str
 
     def _describe(self, exc: Exception) -> str:
         return f"SQLite ({self.path}): {exc}"

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 from ..adapters.memory import RecordingNotifier
 from ..ports import Notification
+from . import _checks as check
 from .errors import DeliveryFailed
 from .rendering import LOG_FIELDS, STANDARD_FIELDS, Allowlist, Rendered
 
@@ -17,7 +18,8 @@ class LoggingNotifier:
     """Writes each notification as one log record of its minimised fields.
 
     The record's message holds only the rendered fields, and ``record.notification`` holds them as
-    a dict for structured log handlers. ``fields`` defaults to :data:`LOG_FIELDS` (codes only).
+    a dict for structured log handlers. ``fields`` defaults to :data:`LOG_FIELDS` (codes only);
+    ``level`` is a ``logging`` level, a whole number from 1 to 100.
     """
 
     def __init__(
@@ -27,8 +29,9 @@ class LoggingNotifier:
         level: int = logging.INFO,
         fields: Iterable[str] = LOG_FIELDS,
     ) -> None:
+        check.instance(logger, logging.Logger, "LoggingNotifier.logger", nullable=True)
         self.logger = logger or logging.getLogger("casemgmt_core.notify")
-        self.level = level
+        self.level = check.whole(level, "LoggingNotifier.level", 1, 100)
         self.allowlist = Allowlist(fields)
 
     def send(self, notification: Notification) -> None:
@@ -46,10 +49,11 @@ class CallbackNotifier:
     """
 
     def __init__(self, callback: Callable[[Rendered], object], *, fields: Iterable[str] = STANDARD_FIELDS):
-        self.callback = callback
+        self.callback: Callable[[Rendered], object] = check.function(callback, "CallbackNotifier.callback")
         self.allowlist = Allowlist(fields)
 
     def send(self, notification: Notification) -> None:
+        check.notification(notification, "notification")
         try:
             self.callback(self.allowlist.render(notification))
         except Exception as exc:

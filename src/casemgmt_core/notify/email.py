@@ -9,8 +9,9 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import quote
 
-from ..errors import InvalidData
+from ..errors import REDACTED, InvalidData
 from ..ports import Notification
+from . import _checks as check
 from .errors import DeliveryFailed
 from .rendering import STANDARD_FIELDS, Allowlist, idempotency_key
 
@@ -21,7 +22,11 @@ AddressBook = Mapping[str, str] | Callable[[str], str | None]
 
 def message_id(notification: Notification, domain: str) -> str:
     """A ``Message-ID`` derived from the notification id alone, so a re-sent message has the same one."""
-    return f"<{quote(notification.notification_id, safe='-._~')}@{domain}>"
+    nid = check.notification(notification, "notification").notification_id
+    domain = check.word(domain, "message_id.domain", limit=check.MAX_HOST, what="a domain")
+    if not check.ADDRESS_PART.fullmatch(domain):
+        raise check.invalid("is not a domain", "message_id.domain", "a domain, e.g. centre.example", domain)
+    return f"<{quote(nid, safe='-._~')}@{domain}>"
 
 
 class EmailNotifier:
@@ -32,7 +37,8 @@ class EmailNotifier:
     headers derived from the notification id, so a receiving system can drop repeats. Subject and
     body hold only the fields the allowlist admits. ``starttls`` upgrades the connection (with
     ``ssl_context``, default: system trust), ``login`` is ``(user, password)``; ``timeout``
-    (seconds) bounds connecting and each exchange.
+    (seconds, more than 0, at most an hour) bounds connecting and each exchange. ``sender`` is a
+    plain address (``name@domain``, no display name); ``port`` is from 1 to 65535.
     """
 
     def __init__(
@@ -49,35 +55,43 @@ class EmailNotifier:
         fields: Iterable[str] = STANDARD_FIELDS,
         subject_prefix: str = "[casemgmt]",
     ) -> None:
-        if "@" not in sender:
-            raise InvalidData(f"not an e-mail address: {sender!r}", field="sender")
-        if not timeout > 0:
-            raise InvalidData(f"must be more than 0 seconds, got {timeout}", field="timeout")
-        self.host = host
-        self.port = port
-        self.sender = sender
+        name = "EmailNotifier."
+        self.host = check.word(host, name + "host", limit=check.MAX_HOST, what="a host name")
+        self.port = check.whole(port, name + "port", 1, 65535)
+        self.sender = check.address(sender, name + "sender")
+        if not isinstance(addresses, Mapping) and not callable(addresses):
+            raise check.invalid(
+                f"must be a mapping or a function, not {type(addresses).__name__}",
+                name + "addresses",
+                "a mapping or a function from recipient id to e-mail address",
+                addresses,
+            )
         self.addresses = addresses
-        self.timeout = timeout
-        self.starttls = starttls
+        self.timeout = check.number(timeout, name + "timeout", 0, check.MAX_TIMEOUT, above=True)
+        self.starttls = check.flag(starttls, name + "starttls")
+        check.instance(ssl_context, ssl.SSLContext, name + "ssl_context", nullable=True)
         self.ssl_context = ssl_context
-        self.login = login
+        self.login = _login(login)
         self.allowlist = Allowlist(fields)
-        self.subject_prefix = subject_prefix
-        self.domain = sender.rpartition("@")[2]
+        self.subject_prefix = check.line(subject_prefix, name + "subject_prefix", limit=200)
+        self.domain = self.sender.rpartition("@")[2]
 
-    def _address(self, recipient: str) -> str | None:
+    def _address(self, recipient: str) -> object:
         if callable(self.addresses):
             return self.addresses(recipient)
         return self.addresses.get(recipient)
 
     def build(self, notification: Notification) -> EmailMessage:
         """The message that :meth:`send` would send (no network)."""
+        check.notification(notification, "notification")
         to = self._address(notification.recipient)
-        if not to:
+        if not isinstance(to, str) or not to or not check.ADDRESS.fullmatch(to) or not to.isprintable():
+            problem = "no e-mail address" if to is None or to == "" else "no usable e-mail address"
+            # Not retryable: the address book needs a fix first.
             raise DeliveryFailed(
                 notification_id=notification.notification_id,
                 channel="email",
-                reason=f"no e-mail address for recipient {notification.recipient!r}",
+                reason=f"{problem} for recipient {notification.recipient!r}",
                 retryable=False,
             )
         rendered = self.allowlist.render(notification)
@@ -118,3 +132,19 @@ class EmailNotifier:
             raise failed(f"cannot send ({type(exc).__name__}: {exc})") from exc
         if refused:
             raise failed(f"refused for {len(refused)} recipient(s)", retryable=False)
+
+
+def _login(value: object) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if not (
+        type(value) is tuple and len(value) == 2 and all(type(v) is str and 0 < len(v) <= 1000 for v in value)
+    ):
+        # The value may hold a password: never shown.
+        raise InvalidData(
+            "must be a (user, password) tuple of two non-empty strings",
+            field="EmailNotifier.login",
+            allowed="None or (user, password)",
+            value=REDACTED,
+        )
+    return (value[0], value[1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..errors import InvalidData
+from . import _checks as check
 from .rendering import Rendered
 from .webhook import SIGNATURE_HEADER, verify_signature
 
@@ -34,13 +36,17 @@ class IdempotentReceiver:
     """
 
     def __init__(self, effect: Callable[[Rendered], object] | None = None) -> None:
-        self._effect = effect
+        self._effect: Callable[[Rendered], object] | None = check.function(
+            effect, "IdempotentReceiver.effect", nullable=True
+        )
         self._lock = threading.Lock()
         self._seen: dict[str, Rendered] = {}
         self.duplicates = 0
 
     def receive(self, key: str, payload: Rendered) -> bool:
-        """Apply the effect if ``key`` is new; return whether it was."""
+        """Apply the effect if ``key`` (one line of text) is new; return whether it was."""
+        key = _key(key)
+        payload = check.rendered(payload, "IdempotentReceiver.receive.payload")
         with self._lock:
             if key in self._seen:
                 self.duplicates += 1
@@ -63,7 +69,10 @@ class LocalWebhookReceiver:
     Answers 401 to a missing or wrong signature, 400 to a missing key or a body that is not a
     JSON object, and 200 to a valid request, a repeat included (the sender may then record it as
     delivered). :meth:`fail_next` makes the next requests fail, to exercise retries. Use it as a
-    context manager; ``port=0`` picks a free port (see :attr:`url`).
+    context manager; ``port=0`` picks a free port (see :attr:`url`). ``secret`` is non-empty
+    bytes; ``host`` a loopback address (``127.0.0.1``, ``::1``); ``read_timeout`` (seconds, more
+    than 0, at most an hour) bounds each read of a request. A port that cannot be listened on
+    (taken, or privileged) is refused as :class:`~casemgmt_core.InvalidData`.
     """
 
     def __init__(
@@ -75,31 +84,48 @@ class LocalWebhookReceiver:
         ledger: IdempotentReceiver | None = None,
         read_timeout: float = 5.0,
     ) -> None:
+        name = "LocalWebhookReceiver."
+        self.secret = check.secret(secret, name + "secret")
+        host = check.word(host, name + "host", limit=check.MAX_HOST, what="an IP address")
         try:
-            loopback = ipaddress.ip_address(host).is_loopback
+            ip = ipaddress.ip_address(host)
         except ValueError:
-            loopback = False
-        if not loopback:
-            raise InvalidData(
-                "the local receiver listens on loopback only", field="host", allowed="127.0.0.1, ::1"
+            ip = None
+        if ip is None or not ip.is_loopback:
+            raise check.invalid(
+                "the local receiver listens on loopback only", name + "host", "127.0.0.1, ::1", host
             )
-        self.secret = secret
+        port = check.whole(port, name + "port", 0, 65535)
+        check.instance(ledger, IdempotentReceiver, name + "ledger", nullable=True)
         self.ledger = ledger or IdempotentReceiver()
+        read_timeout = check.number(read_timeout, name + "read_timeout", 0, check.MAX_TIMEOUT, above=True)
         self.requests = 0
         self.rejected = 0
         self._failures: list[int] = []
         self._cond = threading.Condition()
-        self._server = ThreadingHTTPServer((host, port), self._handler(read_timeout))
-        self._server.daemon_threads = True
+        server = _Server6 if ip.version == 6 else _Server4
+        try:
+            self._server = server((host, port), self._handler(read_timeout))
+        except OSError as exc:
+            raise InvalidData(
+                f"cannot listen on {host} port {port} ({exc.strerror or type(exc).__name__})",
+                field=name + "port",
+                allowed="0 (any free port) or a free, unprivileged port",
+                value=port,
+            ) from None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/notifications"
+        host = f"[{host!s}]" if ":" in str(host) else str(host)
+        return f"http://{host}:{port}/notifications"
 
     def fail_next(self, count: int, status: int = HTTPStatus.SERVICE_UNAVAILABLE) -> None:
-        """Answer the next ``count`` requests with ``status`` and apply nothing."""
+        """Answer the next ``count`` (0 to 10000) requests with ``status`` (an HTTP status code)
+        and apply nothing."""
+        count = check.whole(count, "LocalWebhookReceiver.fail_next.count", 0, 10_000)
+        status = check.whole(status, "LocalWebhookReceiver.fail_next.status", 100, 599)
         with self._cond:
             self._failures.extend([status] * count)
 
@@ -125,7 +151,12 @@ class LocalWebhookReceiver:
         self.stop()
 
     def wait_for_requests(self, count: int, timeout: float) -> bool:
-        """Wait until at least ``count`` requests have been answered; ``False`` on timeout."""
+        """Wait until at least ``count`` requests have been answered; ``False`` on timeout (seconds,
+        at most an hour)."""
+        check.whole(count, "LocalWebhookReceiver.wait_for_requests.count", 0)
+        timeout = check.number(
+            timeout, "LocalWebhookReceiver.wait_for_requests.timeout", 0, check.MAX_TIMEOUT
+        )
         deadline = time.monotonic() + timeout
         with self._cond:
             while self.requests < count:
@@ -144,10 +175,10 @@ class LocalWebhookReceiver:
                 if self._failures:
                     return self._failures.pop(0)
                 payload = _object(body)
-                if not key or payload is None:
+                if payload is None or not _usable(key):
                     self.rejected += 1
                     return HTTPStatus.BAD_REQUEST
-                self.ledger.receive(key, payload)
+                self.ledger.receive(str(key), payload)
                 return HTTPStatus.OK
             finally:
                 self.requests += 1
@@ -160,7 +191,10 @@ class LocalWebhookReceiver:
             timeout = read_timeout
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:  # not a number: as bad as no length at all
+                    length = 0
                 if not 0 < length <= _MAX_BODY:
                     self.send_response(
                         HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length else HTTPStatus.BAD_REQUEST
@@ -180,6 +214,30 @@ class LocalWebhookReceiver:
                 return
 
         return Handler
+
+
+class _Server4(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    daemon_threads = True
+
+
+def _key(value: object) -> str:
+    key = check.line(value, "IdempotentReceiver.receive.key", limit=check.MAX_URL)
+    if not key:
+        raise check.invalid("is empty", "IdempotentReceiver.receive.key", "a non-empty string", key)
+    return key
+
+
+def _usable(key: str | None) -> bool:
+    try:
+        _key(key)
+    except InvalidData:
+        return False
+    return True
 
 
 def _object(body: bytes) -> Rendered | None:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from attrs import field, frozen
 
 from ..ports import Notification
+from . import _checks as check
 
 __all__ = [
     "ENVELOPE_FIELDS",
@@ -59,18 +60,18 @@ LOG_FIELDS: frozenset[str] = frozenset({"event", "ground", "due_kind", "status"}
 
 
 def _fields(value: Iterable[str]) -> frozenset[str]:
-    return frozenset(value)
+    return check.names(value, "Allowlist.fields")
 
 
 @frozen
 class Allowlist:
-    """The ``data`` keys a channel may render."""
+    """The ``data`` keys a channel may render: a collection of names (not a single string)."""
 
     fields: frozenset[str] = field(default=STANDARD_FIELDS, converter=_fields)
 
     def render(self, notification: Notification) -> Rendered:
         """The envelope and the allowed ``data`` keys (sorted); every other key is dropped."""
-        n = notification
+        n = check.notification(notification, "notification")
         out: Rendered = {
             "notification_id": n.notification_id,
             "kind": n.kind.value,
@@ -79,10 +80,22 @@ class Allowlist:
             "recipient": n.recipient,
             "created_at": n.created_at.isoformat(),
         }
-        for key in sorted(n.data):
-            if key in self.fields and key not in out:
-                out[key] = str(n.data[key])
+        # Only allowed keys are sorted: they are strings, whatever else the data holds.
+        for key in sorted(k for k in n.data if k in self.fields and k not in out):
+            out[key] = _text(n.data[key], key)
         return out
+
+
+def _text(value: object, key: str) -> str:
+    if type(value) is str:
+        return value
+    try:
+        return str(value)
+    except Exception:
+        # e.g. an int too long to write out: refused here rather than failing inside a channel.
+        raise check.invalid(
+            "cannot be written as text", f"Notification.data[{key!r}]", "a string", value
+        ) from None
 
 
 def idempotency_key(notification: Notification) -> str:
@@ -90,4 +103,4 @@ def idempotency_key(notification: Notification) -> str:
 
     Ids made of letters, digits and ``-._~:/`` are unchanged.
     """
-    return quote(notification.notification_id, safe="-._~:/")
+    return quote(check.notification(notification, "notification").notification_id, safe="-._~:/")

@@ -3,34 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from attrs import field, frozen
+from attrs import Attribute, field, frozen
 
 from ..ports import Notification, NotificationKind, Notifier
+from . import _checks as check
 from .errors import DeliveryFailed
 
 __all__ = ["Route", "Router"]
 
 
 def _kinds(value: Iterable[NotificationKind] | None) -> frozenset[NotificationKind] | None:
-    return None if value is None else frozenset(NotificationKind(k) for k in value)
+    return None if value is None else check.members(value, NotificationKind, "Route.kinds")
 
 
 def _names(value: Iterable[str] | None) -> frozenset[str] | None:
-    return None if value is None else frozenset(value)
+    return None if value is None else check.names(value, "Route.recipients")
+
+
+def _channel(instance: object, attribute: Attribute[Any], value: object) -> None:
+    check.having(value, "Route.channel", ("send",), "Notifier")
+
+
+def _label(instance: object, attribute: Attribute[Any], value: object) -> None:
+    check.line(value, "Route.name", limit=200)
 
 
 @frozen
 class Route:
-    """Send notifications of ``kinds`` to ``recipients`` through ``channel``; ``None`` matches any."""
+    """Send notifications of ``kinds`` to ``recipients`` through ``channel``; ``None`` matches any.
 
-    channel: Notifier
+    ``kinds`` holds :class:`~casemgmt_core.NotificationKind` members (not their string values),
+    ``recipients`` recipient ids (a collection, not a single string).
+    """
+
+    channel: Notifier = field(validator=_channel)
     kinds: frozenset[NotificationKind] | None = field(default=None, converter=_kinds)
     recipients: frozenset[str] | None = field(default=None, converter=_names)
-    name: str = ""
+    name: str = field(default="", validator=_label)
     """How errors name the channel; defaults to the channel's class name."""
 
     def matches(self, notification: Notification) -> bool:
+        check.notification(notification, "notification")
         return (self.kinds is None or notification.kind in self.kinds) and (
             self.recipients is None or notification.recipient in self.recipients
         )
@@ -51,10 +66,20 @@ class Router:
     """
 
     def __init__(self, routes: Sequence[Route]) -> None:
-        self.routes = tuple(routes)
+        if not isinstance(routes, list | tuple):
+            raise check.invalid(
+                f"must be a list or tuple of routes, not {type(routes).__name__}",
+                "Router.routes",
+                "a list of Route",
+                routes,
+            )
+        for route in routes:
+            check.instance(route, Route, "Router.routes")
+        self.routes: tuple[Route, ...] = tuple(routes)
 
     def channels_for(self, notification: Notification) -> list[Route]:
         """The matching routes, one per channel, in the order given."""
+        check.notification(notification, "notification")
         out: list[Route] = []
         seen: set[int] = set()
         for route in self.routes:

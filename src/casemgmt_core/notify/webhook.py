@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from ..errors import InvalidData
 from ..ports import Notification
+from . import _checks as check
 from .errors import DeliveryFailed
 from .rendering import STANDARD_FIELDS, Allowlist, Rendered, idempotency_key
 
@@ -42,17 +42,34 @@ _RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
 
 def encode_body(rendered: Rendered) -> bytes:
     """The request body: compact JSON with sorted keys, UTF-8."""
-    return json.dumps(rendered, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    body = check.rendered(rendered, "encode_body.rendered")
+    try:
+        return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate has no UTF-8 form; escaped, the body is still valid JSON.
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
 def sign(secret: bytes, body: bytes) -> str:
     """The signature header's value for ``body``: ``sha256=`` and the hex HMAC-SHA256."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    key = check.secret(secret, "sign.secret")
+    return "sha256=" + hmac.new(key, check.data(body, "sign.body"), hashlib.sha256).hexdigest()
 
 
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
-    """Whether ``header`` is the signature of ``body`` under ``secret`` (compared in constant time)."""
-    return header is not None and hmac.compare_digest(sign(secret, body), header)
+    """Whether ``header`` is the signature of ``body`` under ``secret`` (compared in constant time).
+
+    ``header`` is the header's value as received, ``None`` if it was missing.
+    """
+    expected = sign(secret, body)
+    if header is None:
+        return False
+    if type(header) is not str:
+        raise check.invalid(
+            f"must be a string or None, not {type(header).__name__}", "verify_signature.header", "str", header
+        )
+    # compare_digest takes ASCII strings only, and a signature is ASCII: anything else is wrong.
+    return header.isascii() and hmac.compare_digest(expected, header)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -64,7 +81,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 class WebhookNotifier:
     """POSTs each notification to ``url``.
 
-    ``secret`` signs the body; ``timeout`` (seconds) bounds connecting and each read. Proxy
+    ``url`` is an ASCII http or https URL with a host (percent-encode anything else, and give an
+    international domain name in its ``xn--`` form); ``secret`` (non-empty bytes) signs the
+    body; ``timeout`` (seconds, more than 0, at most an hour) bounds connecting and each read.
+    ``headers`` are sent with every request (names and one-line values). Proxy
     settings from the environment are ignored so that a notification never leaves by a route that
     was not configured; pass ``proxies`` (scheme to proxy URL) to use one. A response outside
     2xx, a timeout or a connection error raises :class:`DeliveryFailed`.
@@ -80,23 +100,14 @@ class WebhookNotifier:
         headers: Mapping[str, str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidData(
-                "must be an http or https URL with a host", field="url", allowed="http(s)://host/…"
-            )
-        if not secret:
-            raise InvalidData("an empty secret cannot sign anything", field="secret")
-        if not timeout > 0:
-            raise InvalidData(f"must be more than 0 seconds, got {timeout}", field="timeout")
-        self.url = url
-        self.secret = secret
-        self.timeout = timeout
+        name = "WebhookNotifier."
+        self.url = _url(url, name + "url")
+        self.secret = check.secret(secret, name + "secret")
+        self.timeout = check.number(timeout, name + "timeout", 0, check.MAX_TIMEOUT, above=True)
         self.allowlist = Allowlist(fields)
-        self.headers = dict(headers or {})
-        self._opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler(dict(proxies or {})), _NoRedirect()
-        )
+        self.headers = check.text_map(headers, name + "headers", key=check.header_name)
+        proxies = check.text_map(proxies, name + "proxies", key=_scheme)
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies), _NoRedirect())
 
     def send(self, notification: Notification) -> None:
         body = encode_body(self.allowlist.render(notification))
@@ -136,3 +147,23 @@ class WebhookNotifier:
             raise failed(f"no answer within {self.timeout} s or the connection broke ({exc})") from exc
         if not 200 <= status < 300:
             raise failed(f"HTTP status {status}", status=status)
+
+
+def _url(value: object, field: str) -> str:
+    url = check.word(value, field, limit=check.MAX_URL, what="a URL")
+    allowed = "an ASCII http(s)://host/… URL"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (parsed on access: a bad port raises here, not when sending)
+    except ValueError:
+        raise check.invalid("must be an http or https URL with a host", field, allowed, url) from None
+    if not url.isascii() or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise check.invalid("must be an http or https URL with a host", field, allowed, url)
+    return url
+
+
+def _scheme(value: object, field: str) -> str:
+    scheme = check.word(value, field, limit=20, what="a URL scheme")
+    if not scheme.isascii() or not scheme.isalpha():
+        raise check.invalid("is not a URL scheme", field, "a scheme such as http or https", value)
+    return scheme

@@ -70,7 +70,7 @@ AUTHORITY = Agency("statutory-authority", "competent authority under the statuto
 ACTORS: dict[str, frozenset[str]] = {
     INTAKE_OFFICER.role: frozenset({"open"}),
     SUPERVISOR.role: frozenset({"approve_plan", "reopen"}),
-    _WORKER_ROLE: frozenset(c.COMMAND_TYPES) - {"open", "approve_plan", "reopen"},
+    _WORKER_ROLE: frozenset(c.COMMAND_TYPES) - {"open", "approve_plan", "reopen", "confirm_override"},
 }
 
 _DOMAIN = {
@@ -351,8 +351,8 @@ class _Model:
             self.store.commit(Commit(decision.case, decision.events, (), expected, None))
         return None
 
-    def _must(self, sim: _Sim, command: c.Command, actor: Actor) -> None:
-        reason = self._do(sim, command, actor)
+    def _must(self, sim: _Sim, command: c.Command, actor: Actor, facts: Facts = NO_FACTS) -> None:
+        reason = self._do(sim, command, actor, facts)
         if reason is not None:
             assert sim.case is not None
             raise SimulationFlowError(
@@ -415,8 +415,7 @@ class _Model:
         if ground is StatutoryGround.ELDER_ABUSE:
             members.append(Member("elder", dt.date(year - 80, 1, 1), relation="grandparent"))
         region = "outside" if outside else self.home_region
-        # attrs types a ``converter=tuple`` parameter as an unsolved ``Iterable[_T_co]``.
-        return Household(f"H-{case_id}", tuple(members), region=region)  # type: ignore[arg-type]
+        return Household(f"H-{case_id}", tuple(members), region=region)
 
     def _request(self, sim: _Sim) -> None:
         w = self.waits
@@ -487,7 +486,9 @@ class _Model:
             and not reopening
             and self._do(sim, c.InvokeStatutoryOverride(sim.ground), worker) is None
         ):
-            self._must(sim, c.FileMandatoryReport(sim.ground, f"{sim.id}-report"), worker)
+            # The model delivers the report at once: the outbox's confirmation is a fact here.
+            delivered = Facts(report_delivered_at=self.start + dt.timedelta(days=self.loop.now))
+            self._must(sim, c.FileMandatoryReport(sim.ground, f"{sim.id}-report"), worker, delivered)
         self._stage(sim, self.dur["intake"](), self._end_intake)
 
     def _end_intake(self, sim: _Sim) -> None:
@@ -535,7 +536,7 @@ class _Model:
         for need in case.needs:
             if need.need_id not in open_needs:
                 need_ids = (need.need_id,)
-                goal = Goal(sim.next_id("G"), f"{need.domain.value} need met", need_ids)  # type: ignore[arg-type]
+                goal = Goal(sim.next_id("G"), f"{need.domain.value} need met", need_ids)
                 self._must(sim, c.SetGoal(goal), worker)
         self._must(sim, c.ApprovePlan(), SUPERVISOR)
         at = self.start + dt.timedelta(days=self.loop.now)

@@ -1,28 +1,49 @@
 """Scenarios: what a simulation run assumes, loaded from TOML and validated as a whole.
 
 Every section and key is optional except where a default would be meaningless; anything unknown
-or invalid is reported at once, all problems together, in a :class:`ScenarioError`. The rules
-the simulated cases follow are a :class:`~casemgmt_core.Policy`: inline (``[policy]``, the same
-tables as a policy file) or from ``policy_file``; the default policy otherwise.
+or invalid is reported at once, all problems together, in a :class:`ScenarioError`, each with its
+field (``scenario.staff.caseworkers``). The rules the simulated cases follow are a
+:class:`~casemgmt_core.Policy`: inline (``[policy]``, the same tables as a policy file) or from
+``policy_file``; the default policy otherwise.
+
+Loading is as strict as the policy's: nothing is coerced, every number is bounded (durations and
+times at most 36 500 days), and the run with its deadlines must end within the dates the model
+holds (before 2201).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
+import io
 import math
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import cattrs
-from attrs import Attribute, evolve, field, frozen
+from attrs import Attribute, evolve, field, fields, frozen
 
-from .._checks import describe_error, non_negative, positive
-from ..errors import PolicyError
+from .._checks import (
+    MAX_DAYS,
+    Invalid,
+    Problem,
+    decode,
+    describe,
+    kind_of,
+    number,
+    read_file,
+    read_source,
+    report,
+    source_name,
+    strict_converter,
+)
+from .._validation import MAX_LINE, MAX_NAME, aware_datetime, boolean, check_identifier, integer, line
+from ..errors import InvalidData, PolicyError
 from ..model import ClosureReason, CrisisFactor, ReferralChannel
-from ..policy import DEFAULT_POLICY, Policy, load_policy
+from ..policy import DEFAULT_POLICY, Policy, TimeLimits, structure_policy
 from .distributions import Distribution
 
 __all__ = [
@@ -37,6 +58,16 @@ __all__ = [
     "load_scenario",
 ]
 
+#: Largest arrivals table (CSV) read.
+_MAX_TABLE_BYTES = 16 << 20
+#: Largest weight in a table of weights; referrals per day per channel are bounded lower.
+_MAX_WEIGHT = 1e6
+_MAX_REFERRALS_PER_DAY = 1_000.0
+#: Most observed values in an empirical distribution.
+_MAX_EMPIRICAL = 10_000
+#: The first instant the model cannot hold (its dates run to 2200-12-31).
+_MODEL_END = dt.datetime(2201, 1, 1, tzinfo=dt.UTC)
+
 
 class ScenarioError(PolicyError):
     """A scenario file or value is invalid; ``problems`` lists every problem found."""
@@ -44,19 +75,81 @@ class ScenarioError(PolicyError):
     code = "scenario_error"
 
 
-def _probability(_: object, attribute: Attribute[Any], value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} is a probability: between 0 and 1, got {value}")
+def _name(instance: object, attribute: Attribute[Any]) -> str:
+    return f"{type(instance).__name__}.{attribute.name}"
 
 
-def _weights(_: object, attribute: Attribute[Any], value: Mapping[Any, float] | Sequence[float]) -> None:
-    values = list(value.values()) if isinstance(value, Mapping) else list(value)
-    if not values or any(not (v >= 0 and math.isfinite(v)) for v in values) or sum(values) <= 0:
-        raise ValueError(f"{attribute.name} needs non-negative weights with a positive sum")
+_probability = number(0.0, 1.0)
+
+
+def _weights(high: float = _MAX_WEIGHT, *, most: int | None = None, least_sum: float = 0.0) -> Any:
+    """Validator: weights (a mapping's values, or a sequence), each a number from 0 to ``high``,
+    at most ``most`` of them, with a sum over ``least_sum`` (and over 0)."""
+    allowed = (
+        f"numbers from 0 to {high:g} with a sum above 0"
+        + (f" and of at least {least_sum:g}" if least_sum else "")
+        + (f", at most {most} of them" if most else "")
+    )
+
+    def validate(instance: object, attribute: Attribute[Any], value: object) -> None:
+        name = _name(instance, attribute)
+        if isinstance(value, Mapping):
+            items = list(value.items())
+        elif isinstance(value, tuple | list):
+            items = [(str(i + 1), v) for i, v in enumerate(value)]
+        else:
+            raise InvalidData(f"must be weights, not {describe(value)}", field=name, allowed=allowed)
+        for key, weight in items:
+            if type(weight) not in (int, float) or not 0 <= weight <= high:
+                raise InvalidData(f"weight {key} is {describe(weight)}", field=name, allowed=allowed)
+        total = math.fsum(w for _, w in items)
+        if not items or not total > 0 or total < least_sum or (most is not None and len(items) > most):
+            raise InvalidData(f"has {len(items)} weight(s) summing to {total:g}", field=name, allowed=allowed)
+
+    return validate
+
+
+def _one_of(*choices: str) -> Any:
+    def validate(instance: object, attribute: Attribute[Any], value: object) -> None:
+        if type(value) is not str or value not in choices:
+            raise InvalidData(
+                "is not one of the choices",
+                field=_name(instance, attribute),
+                allowed=", ".join(choices),
+                value=describe(value),
+            )
+
+    return validate
 
 
 def _to_dist(raw: Any) -> Distribution:
     return Distribution.parse(raw)
+
+
+def _duration(instance: object, attribute: Attribute[Any], value: object) -> None:
+    allowed = f"a distribution whose parameters and values are at most {MAX_DAYS} days"
+    if type(value) is not Distribution:
+        raise InvalidData(f"must be a Distribution, not {describe(value)}", field=_name(instance, attribute))
+    numbers = [v for _, v in value.params] + list(value.values)
+    if len(value.values) > _MAX_EMPIRICAL or not all(0 <= v <= MAX_DAYS for v in numbers):
+        raise InvalidData("is out of range", field=_name(instance, attribute), allowed=allowed)
+
+
+def _arrival_rows(instance: object, attribute: Attribute[Any], value: object) -> None:
+    ok = type(value) is tuple and all(
+        type(row) is tuple
+        and len(row) == 2
+        and type(row[0]) in (int, float)
+        and 0 <= row[0] <= MAX_DAYS
+        and type(row[1]) is ReferralChannel
+        for row in value
+    )
+    if not ok:
+        raise InvalidData(
+            "must be (day, channel) rows",
+            field=_name(instance, attribute),
+            allowed=f"a tuple of (day from 0 to {MAX_DAYS}, ReferralChannel) pairs",
+        )
 
 
 _INTAKE = Distribution.parse({"dist": "lognormal", "mean": 5.0, "sd": 3.0})
@@ -73,38 +166,38 @@ _RECURRENCE = Distribution.exponential(120.0)
 class Arrivals:
     """How households are referred: a Poisson process per channel, or a table of arrivals."""
 
-    process: str = field(default="poisson")
+    process: str = field(default="poisson", validator=_one_of("poisson", "table"))
     rates_per_day: Mapping[ReferralChannel, float] = field(
         factory=lambda: {ReferralChannel.WALK_IN: 0.2, ReferralChannel.SCHOOL: 0.1},
     )
-    """Expected referrals per day by channel (``process = "poisson"``)."""
-    table: tuple[tuple[float, ReferralChannel], ...] = ()
-    """``(day, channel)`` rows, read from a CSV with columns ``day,channel`` (``process = "table"``)."""
-
-    @process.validator
-    def _process(self, attribute: Attribute[str], value: str) -> None:
-        if value not in ("poisson", "table"):
-            raise ValueError(f"process must be 'poisson' or 'table', got {value!r}")
+    """Expected referrals per day by channel (``process = "poisson"``): each 0 to 1 000, together
+    at least 0.000001."""
+    table: tuple[tuple[float, ReferralChannel], ...] = field(default=(), validator=_arrival_rows)
+    """``(day, channel)`` rows, read from a CSV with columns ``day,channel`` (``process = "table"``;
+    at most 16 MiB; days from 0 to 36 500)."""
 
     @rates_per_day.validator
     def _rates(self, attribute: Attribute[Any], value: Mapping[ReferralChannel, float]) -> None:
         if self.process == "poisson":
-            _weights(self, attribute, value)
+            _weights(_MAX_REFERRALS_PER_DAY, least_sum=1e-6)(self, attribute, value)
 
 
 @frozen
 class Households:
-    """What referred households are like. Probabilities are per referred household."""
+    """What referred households are like. Probabilities are per referred household (0 to 1)."""
 
-    crisis_factor_counts: tuple[float, ...] = field(default=(0.2, 0.35, 0.3, 0.15), validator=_weights)
-    """Weights of 1, 2, 3, ... crisis factors found at intake."""
+    crisis_factor_counts: tuple[float, ...] = field(
+        default=(0.2, 0.35, 0.3, 0.15), validator=_weights(most=len(CrisisFactor))
+    )
+    """Weights of 1, 2, 3, ... crisis factors found at intake (at most 12 weights, each at most
+    1 000 000)."""
     crisis_factor_weights: Mapping[CrisisFactor, float] = field(
         factory=lambda: {
             f: 1.0
             for f in CrisisFactor
             if f not in (CrisisFactor.CHILD_ABUSE, CrisisFactor.ELDER_ABUSE, CrisisFactor.DOMESTIC_VIOLENCE)
         },
-        validator=_weights,
+        validator=_weights(),
     )
     """Which factors are found (abuse is drawn separately below, as a statutory ground)."""
     p_consent: float = field(default=0.85, validator=_probability)
@@ -122,43 +215,45 @@ class Households:
 
 @frozen
 class Staff:
-    caseworkers: int = field(default=6, validator=positive)
-    caseload_cap: int = field(default=20, validator=positive)
-    """Most cases one caseworker holds at once; further cases wait in the queue."""
-    queue: str = field(default="fifo")
+    caseworkers: int = field(default=6, validator=integer(1, 1_000))
+    """1 to 1 000."""
+    caseload_cap: int = field(default=20, validator=integer(1, 1_000))
+    """Most cases one caseworker holds at once (1 to 1 000); further cases wait in the queue."""
+    queue: str = field(default="fifo", validator=_one_of("fifo", "statutory_first"))
     """``fifo``, or ``statutory_first``: cases under a statutory override go to the front."""
-
-    @queue.validator
-    def _queue(self, attribute: Attribute[str], value: str) -> None:
-        if value not in ("fifo", "statutory_first"):
-            raise ValueError(f"queue must be 'fifo' or 'statutory_first', got {value!r}")
 
 
 @frozen
 class Durations:
-    """Stage durations in days. A stage interrupted by a crisis resumes for what is left.
+    """Stage durations in days (parameters and values at most 36 500; an empirical distribution
+    has at most 10 000 values). A stage interrupted by a crisis resumes for what is left.
 
     After-care lasts the policy's ``time_limits.aftercare_days``: the rules, not the scenario.
     """
 
-    intake: Distribution = field(default=_INTAKE, converter=_to_dist)
-    screening: Distribution = field(default=_SCREENING, converter=_to_dist)
-    assessment: Distribution = field(default=_ASSESSMENT, converter=_to_dist)
-    planning: Distribution = field(default=_PLANNING, converter=_to_dist)
-    service_cycle: Distribution = field(default=_SERVICE_CYCLE, converter=_to_dist)
+    intake: Distribution = field(default=_INTAKE, converter=_to_dist, validator=_duration)
+    screening: Distribution = field(default=_SCREENING, converter=_to_dist, validator=_duration)
+    assessment: Distribution = field(default=_ASSESSMENT, converter=_to_dist, validator=_duration)
+    planning: Distribution = field(default=_PLANNING, converter=_to_dist, validator=_duration)
+    service_cycle: Distribution = field(default=_SERVICE_CYCLE, converter=_to_dist, validator=_duration)
     """Service and monitoring until the next review (goals met, dropout, or reassessment)."""
-    reassessment: Distribution = field(default=_REASSESSMENT, converter=_to_dist)
-    crisis: Distribution = field(default=_CRISIS, converter=_to_dist)
-    recurrence: Distribution = field(default=_RECURRENCE, converter=_to_dist)
+    reassessment: Distribution = field(default=_REASSESSMENT, converter=_to_dist, validator=_duration)
+    crisis: Distribution = field(default=_CRISIS, converter=_to_dist, validator=_duration)
+    recurrence: Distribution = field(default=_RECURRENCE, converter=_to_dist, validator=_duration)
     """From closure to a recurrence, for households whose problems recur."""
+
+
+# A hazard is drawn as an exponential gap of mean 1 / rate, which must stay finite.
+_hazard = number(1e-6, 1.0, allow_zero=True)
 
 
 @frozen
 class Rates:
-    """Hazards per day while a case is in active work (intake to reassessment)."""
+    """Hazards per day while a case is in active work (intake to reassessment): each 0 (never),
+    or from 0.000001 to 1."""
 
-    crisis_per_day: float = field(default=0.004, validator=non_negative)
-    consent_withdrawal_per_day: float = field(default=0.0005, validator=non_negative)
+    crisis_per_day: float = field(default=0.004, validator=_hazard)
+    consent_withdrawal_per_day: float = field(default=0.0005, validator=_hazard)
 
 
 def _default_dropout() -> dict[ClosureReason, float]:
@@ -172,18 +267,18 @@ def _default_dropout() -> dict[ClosureReason, float]:
 
 @frozen
 class Outcomes:
-    """What happens at the end of each service cycle, and after closure."""
+    """What happens at the end of each service cycle, and after closure (probabilities 0 to 1)."""
 
     p_goals_met_per_cycle: float = field(default=0.35, validator=_probability)
     p_self_reliant: float = field(default=0.5, validator=_probability)
     """Share of successful closures recorded as ``self_reliant`` rather than ``goals_met``."""
     p_dropout_per_cycle: float = field(default=0.05, validator=_probability)
-    dropout_reasons: Mapping[ClosureReason, float] = field(factory=_default_dropout, validator=_weights)
+    dropout_reasons: Mapping[ClosureReason, float] = field(factory=_default_dropout, validator=_weights())
     p_revise_plan: float = field(default=0.5, validator=_probability)
     """After a reassessment: revise the plan (back to planning) rather than resume services."""
     p_aftercare: float = field(default=0.4, validator=_probability)
     p_recurrence: float = field(default=0.15, validator=_probability)
-    close_at_case_limit: bool = False
+    close_at_case_limit: bool = field(default=False, validator=boolean)
     """Close a case at its first review past the policy's ``case_max_days`` (``maximum_duration``)."""
 
     @dropout_reasons.validator
@@ -195,31 +290,62 @@ class Outcomes:
             raise ValueError(f"dropout_reasons cannot include {', '.join(wrong)}")
 
 
+def _longest_period(policy: Policy) -> int:
+    """The policy's longest time limit in whole days (hours rounded up)."""
+    limits = policy.time_limits
+    days: list[int] = [getattr(limits, a.name) for a in fields(TimeLimits) if a.name != "reminder_lead_days"]
+    hours = [0]
+    for rule in policy.statutory.values():
+        hours.append(rule.report_within_hours)
+        hours.append(rule.confirmation_within_hours or 0)
+    return max(*days, math.ceil(max(hours) / 24))
+
+
+def _program(instance: object, attribute: Attribute[Any], value: object) -> None:
+    check_identifier(value, _name(instance, attribute), limit=MAX_NAME)
+
+
 @frozen
 class Scenario:
     """A simulation scenario. Times are days from ``start``."""
 
-    name: str = "scenario"
-    description: str = ""
-    start: dt.datetime = field(default=dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC))
-    horizon_days: float = field(default=3 * 365.0, validator=positive)
-    warmup_days: float = field(default=365.0, validator=non_negative)
-    replications: int = field(default=10, validator=positive)
-    seed: int = field(default=12345, validator=non_negative)
-    sample_every_days: float = field(default=7.0, validator=positive)
-    """Grid on which the caseload over time is sampled for the summaries and plots."""
-    policy: Policy = DEFAULT_POLICY
-    arrivals: Arrivals = Arrivals()
-    households: Households = Households()
-    staff: Staff = Staff()
-    durations: Durations = Durations()
-    rates: Rates = Rates()
-    outcomes: Outcomes = Outcomes()
+    name: str = field(default="scenario", validator=_program)
+    """One line of at most 200 characters."""
+    description: str = field(default="", validator=line(MAX_LINE, personal=False))
+    """One line of at most 2 000 characters."""
+    start: dt.datetime = field(default=dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC), validator=aware_datetime)
+    """With a UTC offset, from 1850 to 2200."""
+    horizon_days: float = field(default=3 * 365.0, validator=number(1.0, MAX_DAYS))
+    """1 to 36 500 days; the run, plus the policy's longest time limit, must end before 2201."""
+    warmup_days: float = field(default=365.0, validator=number(0.0, MAX_DAYS))
+    """Less than ``horizon_days``."""
+    replications: int = field(default=10, validator=integer(1, 1_000))
+    """1 to 1 000."""
+    seed: int = field(default=12345, validator=integer(0, 2**63 - 1))
+    sample_every_days: float = field(default=7.0, validator=number(0.01, MAX_DAYS))
+    """Grid on which the caseload over time is sampled for the summaries and plots (0.01 to 36 500)."""
+    policy: Policy = field(default=DEFAULT_POLICY, validator=kind_of(Policy))
+    arrivals: Arrivals = field(default=Arrivals(), validator=kind_of(Arrivals))
+    households: Households = field(default=Households(), validator=kind_of(Households))
+    staff: Staff = field(default=Staff(), validator=kind_of(Staff))
+    durations: Durations = field(default=Durations(), validator=kind_of(Durations))
+    rates: Rates = field(default=Rates(), validator=kind_of(Rates))
+    outcomes: Outcomes = field(default=Outcomes(), validator=kind_of(Outcomes))
 
-    @start.validator
-    def _aware(self, attribute: Attribute[dt.datetime], value: dt.datetime) -> None:
-        if value.tzinfo is None:
-            raise ValueError("start must have a UTC offset, e.g. 2026-01-01T09:00:00+09:00")
+    @horizon_days.validator
+    def _within_model_dates(self, attribute: Attribute[float], value: float) -> None:
+        start, policy = self.start, self.policy
+        usable = type(start) is dt.datetime and start.utcoffset() is not None and start < _MODEL_END
+        if not usable or not isinstance(policy, Policy):
+            return  # refused by their own validators
+        longest = _longest_period(policy)
+        end = start + dt.timedelta(days=value + longest)
+        if end >= _MODEL_END:
+            raise InvalidData(
+                f"the run and the policy's longest time limit ({longest} days) end on {end.date()}",
+                field=_name(self, attribute),
+                allowed=f"a run whose deadlines end before {_MODEL_END.date()} (the model's dates end there)",
+            )
 
     @warmup_days.validator
     def _warmup(self, attribute: Attribute[float], value: float) -> None:
@@ -231,72 +357,53 @@ class Scenario:
         return evolve(self, **changes)
 
 
-_SECTIONS = {"arrivals", "households", "staff", "durations", "rates", "outcomes"}
-
-
+@functools.cache
 def _converter() -> cattrs.Converter:
-    conv = cattrs.Converter(forbid_extra_keys=True)
-    conv.register_structure_hook(Distribution, lambda v, _: Distribution.parse(v))
+    conv = strict_converter()
 
-    def number(v: Any, t: type) -> float:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ValueError(f"must be a number, got {v!r}")
-        return float(v)
+    def distribution(value: Any, _: Any) -> Distribution:
+        try:
+            return Distribution.parse(value)
+        except OverflowError:
+            raise ValueError("holds a number too large") from None
 
-    def integer(v: Any, t: type) -> int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError(f"must be an integer, got {v!r}")
-        return v
-
-    def string(v: Any, t: type) -> str:
-        if not isinstance(v, str):
-            raise ValueError(f"must be a string, got {v!r}")
-        return v
-
-    def boolean(v: Any, t: type) -> bool:
-        if not isinstance(v, bool):
-            raise ValueError(f"must be true or false, got {v!r}")
-        return v
-
-    def when(v: Any, t: type) -> dt.datetime:
-        if isinstance(v, str):
+    def when(value: Any, _: Any) -> dt.datetime:
+        if type(value) is str:
             try:
-                v = dt.datetime.fromisoformat(v)
+                value = dt.datetime.fromisoformat(value)
             except ValueError:
-                raise ValueError(f"must be an RFC 3339 date-time, got {v!r}") from None
-        if not isinstance(v, dt.datetime):
-            raise ValueError(f"must be a date-time with offset, got {v!r}")
-        return v
+                raise ValueError(f"must be an RFC 3339 date-time, not {describe(value)}") from None
+        if type(value) is not dt.datetime:
+            raise ValueError(f"must be a date-time with a UTC offset, not {describe(value)}")
+        return value
 
-    def floats(v: Any, t: type) -> tuple[float, ...]:
-        if not isinstance(v, list):
-            raise ValueError("must be a list of numbers")
-        return tuple(number(x, float) for x in v)
+    def keyed(enum: type[Enum]) -> Callable[[Any, Any], dict[Any, float]]:
+        members = {e.value: e for e in enum}
 
-    def keyed(enum: type[Any]) -> Any:
-        def hook(v: Any, t: type) -> dict[Any, float]:
-            if not isinstance(v, Mapping):
-                raise ValueError("must be a table of name = number")
+        def hook(value: Any, _: Any) -> dict[Any, float]:
+            if not isinstance(value, Mapping):
+                raise ValueError(f"must be a table of name = number, not {describe(value)}")
             out: dict[Any, float] = {}
-            for key, weight in v.items():
+            problems: list[Problem] = []
+            for key, weight in value.items():
+                member = members.get(key)
+                if member is None:
+                    problems.append(((str(key),), f"unknown key (allowed: {', '.join(members)})"))
+                    continue
                 try:
-                    member = enum(key)
-                except ValueError:
-                    allowed = ", ".join(e.value for e in enum)
-                    raise ValueError(f"unknown key {key!r} (allowed: {allowed})") from None
-                out[member] = number(weight, float)
+                    out[member] = conv.structure(weight, float)
+                except ValueError as exc:
+                    problems.append(((key,), str(exc)))
+            if problems:
+                raise Invalid(problems)
             return out
 
         return hook
 
-    conv.register_structure_hook(float, number)
-    conv.register_structure_hook(int, integer)
-    conv.register_structure_hook(str, string)
-    conv.register_structure_hook(bool, boolean)
+    conv.register_structure_hook(Distribution, distribution)
     conv.register_structure_hook(dt.datetime, when)
     conv.register_structure_hook(Policy, lambda v, _: v)
     exact: dict[Any, Any] = {
-        tuple[float, ...]: floats,
         Mapping[ReferralChannel, float]: keyed(ReferralChannel),
         Mapping[CrisisFactor, float]: keyed(CrisisFactor),
         Mapping[ClosureReason, float]: keyed(ClosureReason),
@@ -317,101 +424,99 @@ def _as_is(value: Any, _: Any) -> Any:
 
 
 def _read_table(path: Path) -> tuple[tuple[float, ReferralChannel], ...]:
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as exc:
-        raise ValueError(f"arrivals.table: cannot read {path}: {exc.strerror}") from None
+    """Arrivals from a CSV file with columns ``day,channel``; raises :class:`Invalid`."""
+    text = decode(read_file(path, _MAX_TABLE_BYTES))
+    channels = {c.value: c for c in ReferralChannel}
     out = []
-    for n, row in enumerate(rows, start=2):
-        try:
-            day = float(row["day"])
-            channel = ReferralChannel(row["channel"].strip())
-        except KeyError:
-            raise ValueError(f"arrivals.table {path}: the columns must be day,channel") from None
-        except (ValueError, AttributeError):
-            allowed = ", ".join(c.value for c in ReferralChannel)
-            raise ValueError(
-                f"arrivals.table {path} line {n}: day must be a number and channel one of {allowed}"
-            ) from None
-        if not day >= 0:
-            raise ValueError(f"arrivals.table {path} line {n}: day must be >= 0")
-        out.append((day, channel))
+    try:
+        for n, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
+            raw_day, raw_channel = row.get("day"), row.get("channel")
+            if raw_day is None or raw_channel is None:
+                raise Invalid([((), f"{path} line {n}: the columns must be day,channel")])
+            try:
+                day = float(raw_day)
+            except ValueError:
+                day = math.nan
+            channel = channels.get(raw_channel.strip())
+            if channel is None or not 0 <= day <= MAX_DAYS:
+                raise Invalid(
+                    [
+                        (
+                            (),
+                            f"{path} line {n}: day must be a number from 0 to {MAX_DAYS} and channel "
+                            f"one of {', '.join(channels)}",
+                        )
+                    ]
+                )
+            out.append((day, channel))
+    except csv.Error as exc:
+        raise Invalid([((), f"{path}: not a valid CSV file ({exc})")]) from None
     if not out:
-        raise ValueError(f"arrivals.table {path}: no arrivals")
+        raise Invalid([((), f"{path}: no arrivals")])
     return tuple(sorted(out, key=lambda r: r[0]))
 
 
 def load_scenario(source: str | Path | Mapping[str, Any], *, base_dir: Path | None = None) -> Scenario:
-    """Load a scenario from a TOML file path, TOML text, or an already parsed mapping.
+    """Load a scenario from TOML text, a TOML file (``pathlib.Path``), or an already parsed mapping
+    with string keys.
 
     Relative paths inside (``policy_file``, ``arrivals.table``) are resolved against the file's
-    folder, or ``base_dir``. Raises :class:`ScenarioError` naming every invalid or unknown key.
+    folder, or ``base_dir``. Sources are bounded like a policy's (1 MiB, 16 levels, UTF-8).
+    Raises :class:`ScenarioError` naming every problem and, in ``fields``, where each one is
+    (``scenario.staff.caseworkers``, ``scenario.policy.time_limits.case_max_days``).
     """
-    name = "scenario"
+    name = source_name(source, "scenario")
     if isinstance(source, Path):
-        name = str(source)
         base_dir = base_dir or source.parent
-        try:
-            source = source.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ScenarioError([f"cannot read the file: {exc.strerror}"], source=name) from None
-    if isinstance(source, str):
-        try:
-            data: dict[str, Any] = tomllib.loads(source)
-        except tomllib.TOMLDecodeError as exc:
-            raise ScenarioError([f"not valid TOML: {exc}"], source=name) from None
-    else:
-        data = dict(source)
     base = base_dir or Path.cwd()
-    problems: list[str] = []
+    try:
+        data = read_source(source)
+    except Invalid as exc:
+        raise _error(exc.problems, name) from None
+    problems: list[Problem] = []
 
     policy = DEFAULT_POLICY
     inline, policy_file = data.pop("policy", None), data.pop("policy_file", None)
     try:
         if inline is not None and policy_file is not None:
-            problems.append("give either [policy] or policy_file, not both")
-        elif policy_file is not None:
-            if not isinstance(policy_file, str):
-                problems.append("policy_file must be a path")
-            else:
-                policy = load_policy(base / policy_file)
+            raise Invalid([((), "give either [policy] or policy_file, not both")])
+        if policy_file is not None:
+            if type(policy_file) is not str:
+                raise Invalid([((), f"must be the path of a TOML file, not {describe(policy_file)}")])
+            policy = structure_policy(read_source(base / policy_file))
         elif inline is not None:
-            if isinstance(inline, Mapping):
-                policy = load_policy(inline)
-            else:
-                problems.append("policy must be a table ([policy])")
-    except PolicyError as exc:
-        problems.extend(f"policy: {p}" for p in exc.problems)
+            policy = structure_policy(inline)
+    except Invalid as exc:
+        # Problems inside a policy file are located under policy_file, not under [policy].
+        at = "policy" if policy_file is None else "policy_file"
+        problems.extend(((at, *p), m) for p, m in exc.problems)
 
     arrivals = data.get("arrivals")
     if isinstance(arrivals, Mapping) and "table" in arrivals:
         arrivals = dict(arrivals)
         table = arrivals["table"]
+        arrivals["table"] = ()
         try:
-            if not isinstance(table, str):
-                raise ValueError("arrivals.table must be the path of a CSV file")
+            if type(table) is not str:
+                raise Invalid([((), f"must be the path of a CSV file, not {describe(table)}")])
             arrivals["table"] = _read_table(base / table)
-        except ValueError as exc:
-            problems.append(str(exc))
-            arrivals["table"] = ()
+        except Invalid as exc:
+            problems.extend((("arrivals", "table", *p), m) for p, m in exc.problems)
         data["arrivals"] = arrivals
-    for key in _SECTIONS & data.keys():
-        if not isinstance(data[key], Mapping):
-            problems.append(f"{key} must be a table ([{key}])")
-            data.pop(key)
+    scenario: Scenario | None = None
     try:
         scenario = _converter().structure({**data, "policy": policy}, Scenario)
-    except cattrs.BaseValidationError as exc:
-        problems.extend(cattrs.transform_error(exc, path="scenario", format_exception=describe_error))
-        scenario = None
-    except (ValueError, TypeError) as exc:
-        problems.append(str(exc))
-        scenario = None
-    if scenario is not None:
+    except Invalid as exc:
+        problems.extend(exc.problems)
+    if scenario is not None and not problems:
         a = scenario.arrivals
-        if a.process == "table" and not a.table and not problems:
-            problems.append("arrivals.process is 'table' but no arrivals.table was given")
+        if a.process == "table" and not a.table:
+            problems.append((("arrivals", "table"), "process is 'table' but no table was given"))
     if problems or scenario is None:
-        raise ScenarioError(problems or ["invalid scenario"], source=name)
+        raise _error(problems or [((), "invalid scenario")], name)
     return scenario
+
+
+def _error(problems: Sequence[Problem], name: str) -> ScenarioError:
+    messages, fields_ = report(problems, "scenario")
+    return ScenarioError(messages, source=name, fields=fields_)

@@ -12,6 +12,6 @@ This package imports ``pytest`` (a test dependency): import it from tests only.
 """
 
 from .builders import ACTOR, T0, follow, household, open_commit
-from .contract import CaseStoreContract
+from .contract import CaseStoreContract, StoredRowsContract
 
-__all__ = ["ACTOR", "T0", "CaseStoreContract", "follow", "household", "open_commit"]
+__all__ = ["ACTOR", "T0", "CaseStoreContract", "StoredRowsContract", "follow", "household", "open_commit"]

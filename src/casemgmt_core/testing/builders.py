@@ -23,8 +23,7 @@ def household(household_id: str) -> Household:
         Member("parent", dt.date(1985, 4, 1), relation="어머니"),
         Member("child", dt.date(2017, 6, 1), relation="아들", guardian_id="parent"),
     ]
-    # attrs' mypy plugin reads the field's ``converter=tuple`` as taking ``Iterable[_T_co]``.
-    return Household(household_id, members, region="11680-101")  # type: ignore[arg-type]
+    return Household(household_id, members, region="11680-101")
 
 
 def open_commit(
