@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from .._validation import aware_datetime_value, check_identifier, check_text
-from .._validation import shown as _shown
+from .._validation import shown as shown
 from ..errors import REDACTED, InvalidData
 from ..ports import Notification
 
@@ -40,15 +40,6 @@ ADDRESS = re.compile(f"{_PART}@{_PART}")
 ADDRESS_PART = re.compile(_PART)
 # RFC 9110 token: the characters of a header name.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-def shown(value: object) -> str:
-    """:func:`casemgmt_core._validation.shown`, for any value: an ``int`` too long to write out
-    (``sys.get_int_max_str_digits``) or an object whose ``repr`` fails is shown by its type."""
-    try:
-        return _shown(value)
-    except Exception:
-        return f"<{type(value).__name__}>"
 
 
 def invalid(message: str, field: str, allowed: str, value: object) -> InvalidData:
