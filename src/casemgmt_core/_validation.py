@@ -33,6 +33,7 @@ __all__ = [
     "aware_datetime_value",
     "boolean",
     "check_identifier",
+    "check_instance",
     "check_text",
     "date",
     "enum_member",
@@ -98,6 +99,18 @@ def _bad(
 
 def _type_name(value: object) -> str:
     return type(value).__name__
+
+
+def check_instance(value: object, cls: type, field: str, *, nullable: bool = False) -> None:
+    """:class:`InvalidData` naming ``field`` unless ``value`` is a ``cls`` (or ``None`` if ``nullable``)."""
+    if not isinstance(value, cls) and not (nullable and value is None):
+        allowed = f"a {cls.__name__}" + (" or None" if nullable else "")
+        raise InvalidData(
+            f"must be a {cls.__name__}, not {type(value).__name__}",
+            field=field,
+            allowed=allowed,
+            value=shown(value),
+        )
 
 
 def _is_identifier(value: object, limit: int) -> bool:

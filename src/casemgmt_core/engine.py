@@ -18,7 +18,7 @@ import attrs
 from attrs import evolve
 
 from . import commands as c
-from ._validation import DATE_MAX, MAX_LINE, check_identifier, check_text, shown
+from ._validation import DATE_MAX, MAX_LINE, check_identifier, check_instance, check_text, shown
 from .errors import REDACTED, InvalidData, TransitionRefused, UnknownCommand
 from .events import Event
 from .guards import NO_FACTS, Facts, Reason, Verdict
@@ -357,12 +357,8 @@ def replay(events: Iterable[Event]) -> Case:
 
 
 def _check_context(policy: object, facts: object) -> None:
-    if not isinstance(policy, Policy):
-        raise InvalidData(
-            f"must be a Policy, not {type(policy).__name__}", field="policy", allowed="a Policy"
-        )
-    if not isinstance(facts, Facts):
-        raise InvalidData(f"must be Facts, not {type(facts).__name__}", field="facts", allowed="a Facts")
+    check_instance(policy, Policy, "policy")
+    check_instance(facts, Facts, "facts")
 
 
 def _not_future(value: dt.datetime, now: dt.datetime, name: str) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from attrs import evolve
 
 from . import commands as c
-from ._validation import aware_datetime_value, check_identifier
+from ._validation import aware_datetime_value, check_identifier, check_instance
 from .engine import Decision, decide, journal, replay
 from .errors import (
     AuthorizationDenied,
@@ -47,8 +47,7 @@ __all__ = ["CaseManager", "utc_now"]
 
 
 def _check_actor(actor: object) -> None:
-    if not isinstance(actor, Actor):
-        raise InvalidData(f"must be an Actor, not {type(actor).__name__}", field="actor", allowed="an Actor")
+    check_instance(actor, Actor, "actor")
 
 
 def utc_now() -> dt.datetime:
@@ -75,10 +74,8 @@ class CaseManager:
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         observe: Callable[[Decision], None] | None = None,
     ) -> None:
-        if not isinstance(store, CaseStore):
-            raise InvalidData(f"must be a CaseStore, not {type(store).__name__}", field="store")
-        if not isinstance(policy, Policy):
-            raise InvalidData(f"must be a Policy, not {type(policy).__name__}", field="policy")
+        check_instance(store, CaseStore, "store")
+        check_instance(policy, Policy, "policy")
         if notifier is not None and not callable(getattr(notifier, "send", None)):
             raise InvalidData("must have a send(notification) method", field="notifier")
         if registry is not None and not (
@@ -178,16 +175,14 @@ class CaseManager:
         return self.store.refusals(check_identifier(case_id, "case_id"))
 
     def find(self, query: CaseQuery) -> Page:
-        if not isinstance(query, CaseQuery):
-            raise InvalidData(f"must be a CaseQuery, not {type(query).__name__}", field="query")
+        check_instance(query, CaseQuery, "query")
         return self.store.find(query)
 
     def due(self, now: dt.datetime | None = None, *, query: CaseQuery | None = None) -> list[DueItem]:
         """What is due or overdue (within the reminder lead time) across the cases ``query``
         selects (default: all), read page by page from the cases that have a deadline by then."""
         now = self._now() if now is None else aware_datetime_value(now, "now")
-        if query is not None and not isinstance(query, CaseQuery):
-            raise InvalidData(f"must be a CaseQuery, not {type(query).__name__}", field="query")
+        check_instance(query, CaseQuery, "query", nullable=True)
         horizon = now + dt.timedelta(days=self.policy.time_limits.reminder_lead_days)
         query = evolve(query or CaseQuery(limit=500), due_before=horizon)
         items: list[DueItem] = []

@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import Any, TypeVar
 
-from .._validation import aware_datetime_value, check_identifier, check_text
-from .._validation import shown as shown
+from .._validation import aware_datetime_value, check_identifier, check_instance, check_text, shown
 from ..errors import REDACTED, InvalidData
 from ..ports import Notification
 
@@ -40,6 +39,10 @@ ADDRESS = re.compile(f"{_PART}@{_PART}")
 ADDRESS_PART = re.compile(_PART)
 # RFC 9110 token: the characters of a header name.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+#: :func:`casemgmt_core._validation.check_instance`, under the name the channels use.
+instance = check_instance
 
 
 def invalid(message: str, field: str, allowed: str, value: object) -> InvalidData:
@@ -118,12 +121,6 @@ def having(value: object, field: str, methods: tuple[str, ...], what: str) -> An
         allowed = f"a {what} (with {', '.join(m + '()' for m in methods)})"
         raise invalid(f"must be a {what}, not {_type(value)}", field, allowed, value)
     return value
-
-
-def instance(value: object, cls: type, field: str, *, nullable: bool = False) -> None:
-    if not isinstance(value, cls) and not (nullable and value is None):
-        allowed = f"a {cls.__name__}" + (" or None" if nullable else "")
-        raise invalid(f"must be a {cls.__name__}, not {_type(value)}", field, allowed, value)
 
 
 def identifier(value: object, field: str, *, limit: int = 128) -> str:

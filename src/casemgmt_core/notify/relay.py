@@ -17,6 +17,7 @@ from typing import Any
 
 from attrs import Attribute, field, frozen
 
+from .._validation import shown
 from ..errors import InvalidData
 from ..ports import CaseStore, Notifier, PendingNotification
 from ..service import utc_now
@@ -69,7 +70,7 @@ class Backoff:
                 f"{self.initial} is longer than the maximum, {self.maximum}",
                 field="Backoff.initial",
                 allowed="at most Backoff.maximum",
-                value=check.shown(self.initial),
+                value=shown(self.initial),
             )
 
     def delay(self, attempts: int, rng: random.Random | None = None) -> dt.timedelta:
