@@ -153,14 +153,17 @@ def reach(state: cm.CaseState, case_id: str = "C1") -> Driver:
         to_service(d)
         d.run([c.Close(cm.ClosureReason.GOALS_MET), c.StartAftercare("check after a term")])
     elif state is S.REDIRECTED:
+        # An eligible household leaves screening only with a reason: here, information suffices.
         to_screening(d)
+        d.do(c.RecordIntakeFindings(information_only=True))
         d.do(c.Redirect("emergency_livelihood"))
     elif state is S.GENERAL_COUNSELLING:
         to_screening(d)
+        d.do(c.RecordIntakeFindings(counselling_only=True))
         d.do(c.ReferToCounselling())
     elif state is S.DECLINED:
         to_screening(d)
-        d.do(c.Decline("no complex crisis"))
+        d.do(c.Decline("does not want case management", cm.ScreeningReason.HOUSEHOLD_DECLINED))
     elif state is S.HANDED_OVER:
         d.do(c.HandOver(cm.Agency("other-centre")))
     assert d.case.state is state, (d.case.state, state)

@@ -232,6 +232,159 @@ def test_a_confirmed_override_keeps_lifting_consent(store: cm.CaseStore) -> None
     assert not [d for d in m.due(clock.now) if d.kind is cm.DueKind.OVERRIDE_CONFIRMATION]
 
 
+# -- what decide derives, and what only a second person decides, is not the caller's ------------
+
+
+def _planning(m: cm.CaseManager) -> None:
+    for command in (
+        c.StartIntake(),
+        c.RecordCrisisFactor(cm.CrisisFactor.DEBT),
+        c.RecordCrisisFactor(cm.CrisisFactor.ILLNESS),
+        c.RecordConsent(consent(cm.ConsentScope.SERVICE_PROVISION)),
+        c.RecordConsent(consent(cm.ConsentScope.PERSONAL_DATA)),
+        c.CompleteIntake(),
+        c.Select(),
+        c.RecordNeed(cm.Need("N1", cm.NeedDomain.HEALTH)),
+        c.CompleteAssessment(),
+        c.SetGoal(cm.Goal("G1", "steady treatment", ["N1"])),
+    ):
+        m.handle("C1", command, actor=WORKER)
+
+
+@pytest.mark.parametrize(
+    ("command", "actor", "field"),
+    [
+        (c.ApprovePlan(version=7), SUPERVISOR, "version"),
+        (c.ApprovePlan(goals=[cm.Goal("G9", "a goal never set")]), SUPERVISOR, "goals"),
+        (c.ApprovePlan(approval_id="A-forged"), SUPERVISOR, "approval_id"),
+        (c.Close(cm.ClosureReason.MOVED_AWAY, approval_id="A-forged"), WORKER, "approval_id"),
+        (c.ExtendCase("more time", approval_id="A-forged"), SUPERVISOR, "approval_id"),
+        (c.ExtendCase("more time", until=T0 - dt.timedelta(days=1)), SUPERVISOR, "until"),
+        (
+            c.TransferCase("handing over", caseworker_id="w-2", from_caseworker_id="w-9"),
+            WORKER,
+            "from_caseworker_id",
+        ),
+        (c.TransferCase("handing over", team_id="t-2", from_team_id="t-9"), WORKER, "from_team_id"),
+        (c.RequestApproval("A1", cm.ApprovalStep.CLOSURE, subject="S1"), WORKER, "subject"),
+        (c.RequestApproval("A1", cm.ApprovalStep.SERVICE_EXTENSION, subject="S-none"), WORKER, "subject"),
+    ],
+    ids=lambda x: getattr(x, "event", None) or str(x)[:20],
+)
+def test_what_decide_derives_cannot_be_forged(
+    store: cm.CaseStore, command: c.Command, actor: cm.Actor, field: str
+) -> None:
+    m, _ = manager(store)
+    opened(m)
+    _planning(m)
+    before = snapshot(store, ["C1"])
+    with pytest.raises(cm.InvalidData) as info:
+        m.handle("C1", command, actor=actor)
+    assert info.value.field == field
+    assert_unchanged(store, before, ["C1"])
+    assert m.refusals("C1")[-1].code == "invalid_data"
+
+
+def test_a_reopening_cannot_choose_which_consents_lapse(store: cm.CaseStore) -> None:
+    m, _ = manager(store)
+    opened(m)
+    _planning(m)
+    m.handle("C1", c.Close(cm.ClosureReason.MOVED_AWAY), actor=WORKER)
+    before = snapshot(store, ["C1"])
+    with pytest.raises(cm.InvalidData) as info:
+        m.handle("C1", c.Reopen("back in the district", lapsed_consents=["sharing"]), actor=SUPERVISOR)
+    assert info.value.field == "lapsed_consents"
+    assert_unchanged(store, before, ["C1"])
+
+
+def test_an_opening_cannot_claim_an_earlier_episode() -> None:
+    """The link to the household's last episode is found in the store (``Facts.previous_case``),
+    never taken from the caller."""
+    with pytest.raises(cm.InvalidData) as info:
+        cm.decide(
+            None,
+            c.OpenCase("C1", household(), referral(), previous_episode=cm.EpisodeRef("C-other", 3)),
+            cm.DEFAULT_POLICY,
+            T0,
+            actor=WORKER,
+        )
+    assert info.value.field == "previous_episode"
+
+
+@pytest.mark.parametrize(
+    ("reason", "field"),
+    [
+        (cm.ScreeningReason.ELIGIBLE, "reason"),  # the reason for selecting, not for an exit
+        (cm.ScreeningReason.NOT_COMPLEX, "reason"),  # two crisis factors: it does not hold
+        (cm.ScreeningReason.NO_CONSENT, "reason"),  # consent was given
+        (None, "reason"),  # an eligible household leaves only for a reason given
+    ],
+)
+def test_a_screening_exit_records_only_a_reason_that_holds(
+    store: cm.CaseStore, reason: cm.ScreeningReason | None, field: str
+) -> None:
+    m, _ = manager(store)
+    opened(m)
+    for command in (
+        c.StartIntake(),
+        c.RecordCrisisFactor(cm.CrisisFactor.DEBT),
+        c.RecordCrisisFactor(cm.CrisisFactor.ILLNESS),
+        c.RecordConsent(consent(cm.ConsentScope.SERVICE_PROVISION)),
+        c.CompleteIntake(),
+    ):
+        m.handle("C1", command, actor=WORKER)
+    before = snapshot(store, ["C1"])
+    for exit_command in (
+        c.Redirect("emergency_livelihood", reason),
+        c.ReferToCounselling(reason),
+        c.Decline("not now", reason),
+    ):
+        with pytest.raises(cm.InvalidData) as info:
+            m.handle("C1", exit_command, actor=WORKER)
+        assert info.value.field == field
+    assert_unchanged(store, before, ["C1"])
+    declined = m.handle("C1", c.Decline("not now", cm.ScreeningReason.HOUSEHOLD_DECLINED), actor=WORKER)
+    assert declined.screening is not None
+    assert declined.screening.reason is cm.ScreeningReason.HOUSEHOLD_DECLINED
+
+
+def test_an_approval_is_decided_by_another_person_in_a_role_the_policy_names(store: cm.CaseStore) -> None:
+    policy = attrs.evolve(
+        cm.DEFAULT_POLICY,
+        approvals={
+            cm.ApprovalStep.CLOSURE: cm.ApprovalRule(frozenset({"team_lead"})),
+            cm.ApprovalStep.PLAN: cm.ApprovalRule(by_conference=True),
+        },
+    )
+    m, _ = manager(store, policy=policy)
+    opened(m)
+    _planning(m)
+    m.handle("C1", c.RequestApproval("A1", cm.ApprovalStep.CLOSURE), actor=WORKER)
+    m.handle("C1", c.RequestApproval("A2", cm.ApprovalStep.PLAN), actor=WORKER)
+    before = snapshot(store, ["C1"])
+    refusals = []
+    for command, actor in (
+        (c.Approve("A1"), SUPERVISOR),  # a supervisor, but closures are the team lead's here
+        (c.Approve("A2"), SUPERVISOR),  # plans are decided by a case conference
+        (c.Approve("A2", conference_id="CC-never-held"), SUPERVISOR),
+    ):
+        with pytest.raises((cm.TransitionRefused, cm.InvalidData)) as info:
+            m.handle("C1", command, actor=actor)
+        refusals.append(getattr(info.value, "reason", None) or getattr(info.value, "field", None))
+    assert refusals == ["role_may_not_approve", "conference_required", "conference_id"]
+    with pytest.raises(cm.InvalidData) as twice:
+        m.handle("C1", c.RequestApproval("A3", cm.ApprovalStep.CLOSURE), actor=WORKER)
+    assert twice.value.field == "step"  # one pending request per step and subject
+    with pytest.raises(cm.InvalidData) as reused:
+        m.handle("C1", c.RequestApproval("A1", cm.ApprovalStep.AFTERCARE), actor=WORKER)
+    assert reused.value.field == "approval_id"
+    with pytest.raises(cm.TransitionRefused) as closing:
+        m.handle("C1", c.Close(cm.ClosureReason.MOVED_AWAY), actor=WORKER)
+    assert (closing.value.guard, closing.value.reason) == ("approval", "approval_pending")
+    assert "'A1'" in closing.value.message
+    assert_unchanged(store, before, ["C1"])
+
+
 # -- values that could not be read back are refused when built --------------------------------
 
 
@@ -253,6 +406,26 @@ def test_a_confirmed_override_keeps_lifting_consent(store: cm.CaseStore) -> None
         (lambda: c.RecordIntakeFindings(information_only="false"), "RecordIntakeFindings.information_only"),  # type: ignore[arg-type]
         (lambda: cm.Goal("G", "x", need_ids="N1"), "Goal.need_ids"),  # type: ignore[arg-type]
         (lambda: cm.CaseQuery(limit=2**63), "CaseQuery.limit"),
+        (lambda: c.Redirect("x", reason="other"), "Redirect.reason"),  # type: ignore[arg-type]
+        (lambda: c.HandOver(cm.Agency("a"), reason="managed_elsewhere"), "HandOver.reason"),  # type: ignore[arg-type]
+        (lambda: c.RequestApproval("A1", "closure"), "RequestApproval.step"),  # type: ignore[arg-type]
+        (lambda: c.RequestApproval("A1", cm.ApprovalStep.CLOSURE, "a\nb"), "RequestApproval.subject"),
+        (lambda: c.ExtendService("S1", "term", until=dt.datetime(2026, 9, 1)), "ExtendService.until"),
+        (lambda: c.ExtendCase("more", until="2027-01-01"), "ExtendCase.until"),  # type: ignore[arg-type]
+        (lambda: c.ReviseGoal("G1", "x", "y", need_ids="N1"), "ReviseGoal.need_ids"),
+        (lambda: c.Reopen("again", lapsed_consents="sharing"), "Reopen.lapsed_consents"),
+        (lambda: c.ApprovePlan(version=0), "ApprovePlan.version"),
+        (lambda: c.ApprovePlan(version=True), "ApprovePlan.version"),
+        (lambda: c.ReferOut("mh-centre"), "ReferOut.agency"),  # type: ignore[arg-type]
+        (lambda: cm.EpisodeRef("C1", 0), "EpisodeRef.episode"),
+        (lambda: cm.Goal("G", "x", revision=-1), "Goal.revision"),
+        (
+            lambda: cm.ServiceItem(
+                "S", "N", "x", cm.Agency("p"), cm.ResourceKind.FORMAL, T0, extensions=True
+            ),
+            "ServiceItem.extensions",
+        ),
+        (lambda: cm.Approval("A", cm.ApprovalStep.PLAN, "w", T0, status="approved"), "Approval.status"),  # type: ignore[arg-type]
     ],
 )
 def test_a_value_of_the_wrong_type_is_refused_when_built(build: Callable[[], object], field: str) -> None:
@@ -273,6 +446,14 @@ def test_identifiers_are_refused_when_they_could_not_be_shown_or_matched(bad: st
         lambda: c.OpenCase(bad, household(), referral()),
         lambda: cm.Member(bad, dt.date(2000, 1, 1)),
         lambda: c.AssignCaseworker(bad),
+        lambda: c.TransferCase("note", caseworker_id=bad),
+        lambda: c.TransferCase("note", team_id=bad),
+        lambda: c.RequestApproval(bad, cm.ApprovalStep.CLOSURE),
+        lambda: c.Approve(bad),
+        lambda: c.Reject("A1", "no", conference_id=bad),
+        lambda: c.ExtendService(bad, "one more term"),
+        lambda: c.DropGoal(bad, "not wanted"),
+        lambda: cm.EpisodeRef(bad, 1),
     ):
         with pytest.raises(cm.InvalidData):
             build()

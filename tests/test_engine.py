@@ -11,7 +11,7 @@ import pytest
 import casemgmt_core as cm
 from casemgmt_core import commands as c
 
-from .support import POLICY, T0, WORKER, Driver, household, reach, referral
+from .support import POLICY, SUPERVISOR, T0, WORKER, Driver, household, reach, referral
 
 S = cm.CaseState
 
@@ -85,11 +85,28 @@ def test_naive_datetimes_are_refused() -> None:
         (c.SetGoal(cm.Goal("G1", "duplicate id")), "goal.goal_id"),
         (c.ApprovePlan(conference_id="CC-missing"), "conference_id"),
         (c.HoldConference("CC-missing", "nothing"), "conference_id"),
+        (c.ReviseGoal("nope", "another wording", "asked by the family"), "goal_id"),
+        (c.ReviseGoal("G1", "another wording", "asked by the family", ["N-missing"]), "need_ids"),
+        (c.ReviseGoal("G1", "another wording", "  "), "reason"),
+        (c.DropGoal("nope", "not wanted"), "goal_id"),
+        (c.DropGoal("G1", ""), "reason"),
+        (c.ExtendService("nope", "one more term"), "item_id"),
+        (c.ExtendService("S1", " "), "reason"),
+        (c.ExtendService("S1", "one more term", approval_id="A-missing"), "approval_id"),
+        (c.ExtendCase("more time", approval_id="A-missing"), "approval_id"),
+        (c.Close(cm.ClosureReason.GOALS_MET, approval_id="A-missing"), "approval_id"),
+        (c.RequestApproval("A1", cm.ApprovalStep.SERVICE_EXTENSION, "S-missing"), "subject"),
+        (c.RequestApproval("A1", cm.ApprovalStep.CLOSURE, "S1"), "subject"),
+        (c.Approve("A1", conference_id="CC-missing"), "conference_id"),
+        (c.Reject("A1", "   "), "comment"),
+        (c.TransferCase("moving teams"), "caseworker_id"),
+        (c.TransferCase(" ", caseworker_id="worker-2"), "note"),
+        (c.ReferralDeclined(""), "reason"),
     ],
 )
 def test_references_to_missing_things_are_invalid_data(command: c.Command, field: str) -> None:
     d = reach(S.SERVICE)
-    if isinstance(command, (c.SetGoal, c.ApprovePlan)):
+    if isinstance(command, (c.SetGoal, c.ApprovePlan, c.ReviseGoal, c.DropGoal)):
         d.do(c.StartReassessment())
         d.do(c.RevisePlan())
     before = d.case
@@ -171,10 +188,63 @@ def test_derived_values_are_recorded_in_the_event() -> None:
     )
     item = d.case.service_item("S9")
     assert item is not None
-    assert item.time_limit == d.now + dt.timedelta(days=183)
+    # six calendar months on the programme's calendar: 5 January to 5 July (181 days)
+    assert item.time_limit == dt.datetime(2026, 7, 5, 9, 0, tzinfo=dt.UTC)
+    assert item.time_limit == POLICY.deadline(d.now, POLICY.time_limits.service_item_max)
     payload = d.events[-1].payload
     assert isinstance(payload, c.LinkService)
     assert payload.item.time_limit == item.time_limit
+
+
+def test_derived_values_of_the_lifecycle_steps_are_recorded_in_their_events() -> None:
+    d = reach(S.PLANNING)
+    d.do(c.SetGoal(cm.Goal("G1", "back in work", ["N1"])))
+    d.do(c.ApprovePlan(), actor=SUPERVISOR)
+    approved = d.events[-1].payload
+    assert isinstance(approved, c.ApprovePlan)
+    assert (approved.version, approved.goals) == (1, (cm.Goal("G1", "back in work", ("N1",)),))
+    assert d.case.plan_version == 1
+
+    d.do(c.AssignCaseworker("worker-1"))
+    d.do(c.TransferCase("prefers morning visits", caseworker_id="worker-2", team_id="team-b"))
+    transfer = d.events[-1].payload
+    assert isinstance(transfer, c.TransferCase)
+    assert (transfer.from_caseworker_id, transfer.from_team_id) == ("worker-1", None)
+    assert (d.case.caseworker_id, d.case.team_id) == ("worker-2", "team-b")
+
+    d.do(c.ExtendCase("the household needs more time"), actor=SUPERVISOR)
+    extended = d.events[-1].payload
+    assert isinstance(extended, c.ExtendCase)
+    # the year from 5 January 2026, then six more calendar months
+    assert extended.until == dt.datetime(2027, 7, 5, 9, 0, tzinfo=dt.UTC)
+    assert (d.case.case_limit_extended_to, d.case.case_extensions) == (extended.until, 1)
+
+    d.do(c.Close(cm.ClosureReason.MAXIMUM_DURATION))
+    d.do(c.StartAftercare("check in after the winter"))
+    aftercare = d.events[-1].payload
+    assert isinstance(aftercare, c.StartAftercare)
+    assert aftercare.until == dt.datetime(2026, 7, 5, 9, 0, tzinfo=dt.UTC)
+
+    d.do(c.Reopen("lost the job again"), actor=SUPERVISOR)
+    reopened = d.events[-1].payload
+    assert isinstance(reopened, c.Reopen)
+    assert set(reopened.lapsed_consents) == {"service_provision", "personal_data"}
+    assert cm.replay(d.events) == d.case
+
+
+def test_an_exit_records_the_reason_the_eligibility_rules_find() -> None:
+    d = Driver()
+    d.run([c.StartIntake(), c.RecordCrisisFactor(cm.CrisisFactor.DEBT), c.CompleteIntake()])
+    d.do(c.Redirect("debt_counselling"))
+    payload = d.events[-1].payload
+    assert isinstance(payload, c.Redirect)
+    assert payload.reason is cm.ScreeningReason.NOT_COMPLEX  # one crisis factor, two needed
+    assert d.case.screening == cm.ScreeningResult(
+        cm.EligibilityDecision.SINGLE_SERVICE,
+        cm.ScreeningReason.NOT_COMPLEX,
+        d.now,
+        service="debt_counselling",
+    )
 
 
 def consent_for(agency: str) -> cm.Consent:

@@ -40,7 +40,15 @@ _scalars = st.one_of(
     st.datetimes(timezones=st.none() | st.just(UTC)),
     st.sampled_from([dt.datetime.min, dt.datetime.max.replace(tzinfo=UTC), T0, dt.date(2090, 1, 1)]),
     st.dates(),
-    st.sampled_from(list(cm.CaseState) + list(cm.CrisisFactor) + list(cm.StatutoryGround)),
+    st.sampled_from(
+        list(cm.CaseState)
+        + list(cm.CrisisFactor)
+        + list(cm.StatutoryGround)
+        + list(cm.ApprovalStep)
+        + list(cm.ApprovalStatus)
+        + list(cm.ScreeningReason)
+        + list(cm.ClosureReason)
+    ),
     st.just(object()),
 )
 junk: st.SearchStrategy[Any] = st.recursive(
@@ -65,6 +73,16 @@ _valid = st.sampled_from(
         "C1",
         c.StartIntake(),
         c.RecordJournal(cm.JournalKind.CONTACT, "visited"),
+        c.ExtendService("S1", "one more term"),
+        c.RequestApproval("A1", cm.ApprovalStep.SERVICE_EXTENSION, "S1"),
+        c.Approve("A1"),
+        c.TransferCase("handing over", caseworker_id="worker-2"),
+        c.ReferOut(cm.Agency("provider-1")),
+        cm.Agency("provider-1"),
+        cm.EpisodeRef("C1", 1),
+        cm.Duration(months=6),
+        "S1",
+        "A1",
         cm.CaseQuery(),
         cm.DEFAULT_POLICY,
         cm.Facts(),

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STORIES = ["walkthrough.py", "child_abuse_without_consent.py", "duplicate_hand_over.py"]
+STORIES = [
+    "walkthrough.py",
+    "child_abuse_without_consent.py",
+    "duplicate_hand_over.py",
+    "extension_after_reassessment.py",
+    "reopened_episode.py",
+]
 
 
 @pytest.mark.parametrize("name", STORIES)

@@ -56,10 +56,13 @@ def _policy(**eligibility: object) -> cm.Policy:
 
 
 def _item(
-    provider: str = "provider-1", *, need: str = "N1", service: str = "job_placement", days: int | None = None
+    provider: str = "provider-1",
+    *,
+    need: str = "N1",
+    service: str = "job_placement",
+    until: dt.datetime | None = None,
 ) -> cm.ServiceItem:
-    limit = T0 + dt.timedelta(days=days) if days is not None else None
-    return cm.ServiceItem("S-new", need, service, cm.Agency(provider), cm.ResourceKind.FORMAL, T0, limit)
+    return cm.ServiceItem("S-new", need, service, cm.Agency(provider), cm.ResourceKind.FORMAL, T0, until)
 
 
 def _planning_with_sharing(provider: str = "provider-1") -> Driver:
@@ -74,6 +77,21 @@ def _consent_by(giver: cm.ConsentGiver, given_by: str, subject: str) -> c.Comman
 
 def _s(d: Driver, command: c.Command, policy: cm.Policy = POLICY, facts: cm.Facts | None = None) -> Scenario:
     return d, command, policy, facts or cm.Facts()
+
+
+#: Outcomes that allow besides each guard's first one.
+ALSO_ALLOWING = frozenset({R.STATUTORY_OVERRIDE, R.APPROVED, R.REASSESSED})
+CLOSURE = cm.ApprovalStep.CLOSURE
+EXTENSION = cm.ApprovalStep.SERVICE_EXTENSION
+SIX_MONTHS = dt.datetime(2026, 7, 5, 9, 0, tzinfo=dt.UTC)
+MH_CENTRE = cm.Agency("mh-centre", "Mental health welfare centre")
+_DECLINED = c.Decline("does not want case management", cm.ScreeningReason.HOUSEHOLD_DECLINED)
+_CLOSE = c.Close(cm.ClosureReason.GOALS_MET)
+_EXTEND = c.ExtendService("S1", "one more term before the family takes over")
+_RELINK = c.LinkService(
+    cm.ServiceItem("S2", "N1", "job_placement", cm.Agency("provider-1"), cm.ResourceKind.FORMAL, T0)
+)
+_REFER = c.ReferOut(MH_CENTRE, "long-term support")
 
 
 SCENARIOS: dict[tuple[str, Reason], Callable[[], Scenario]] = {
@@ -149,10 +167,8 @@ SCENARIOS: dict[tuple[str, Reason], Callable[[], Scenario]] = {
     ("reports_filed", R.MANDATORY_REPORT_PENDING): lambda: _s(
         _with_override(_d(S.SERVICE)), c.Close(cm.ClosureReason.GOALS_MET)
     ),
-    ("no_statutory_duty", R.NO_STATUTORY_DUTY): lambda: _s(_d(S.SCREENING), c.Decline("not complex")),
-    ("no_statutory_duty", R.STATUTORY_DUTY_ACTIVE): lambda: _s(
-        _filed(_d(S.SCREENING)), c.Decline("not complex")
-    ),
+    ("no_statutory_duty", R.NO_STATUTORY_DUTY): lambda: _s(_d(S.SCREENING), _DECLINED),
+    ("no_statutory_duty", R.STATUTORY_DUTY_ACTIVE): lambda: _s(_filed(_d(S.SCREENING)), _DECLINED),
     # eligibility
     ("eligibility", R.ELIGIBLE): lambda: _s(_d(S.SCREENING), c.Select()),
     ("eligibility", R.OUT_OF_JURISDICTION): lambda: _s(
@@ -173,11 +189,12 @@ SCENARIOS: dict[tuple[str, Reason], Callable[[], Scenario]] = {
         _planning_with_sharing(), c.LinkService(_item())
     ),
     ("service_not_duplicated", R.SERVICE_ALREADY_LINKED): lambda: _s(_d(S.SERVICE), c.LinkService(_item())),
+    # six calendar months from 5 January end on 5 July (181 days), not after 183 days
     ("within_time_limit", R.WITHIN_TIME_LIMIT): lambda: _s(
-        _planning_with_sharing(), c.LinkService(_item(days=183))
+        _planning_with_sharing(), c.LinkService(_item(until=SIX_MONTHS))
     ),
     ("within_time_limit", R.TIME_LIMIT_EXCEEDS_POLICY): lambda: _s(
-        _planning_with_sharing(), c.LinkService(_item(days=184))
+        _planning_with_sharing(), c.LinkService(_item(until=SIX_MONTHS + dt.timedelta(minutes=1)))
     ),
     # stage completeness
     ("crisis_factors_recorded", R.CRISIS_FACTORS_RECORDED): lambda: _s(
@@ -202,7 +219,119 @@ SCENARIOS: dict[tuple[str, Reason], Callable[[], Scenario]] = {
     ),
     ("reopenable", R.REOPENABLE): lambda: _s(_d(S.CLOSED), c.Reopen("again")),
     ("reopenable", R.CLOSED_BY_DEATH): lambda: _s(_closed_for(cm.ClosureReason.DEATH), c.Reopen("again")),
+    # the episode's time limit
+    ("within_case_limit", R.WITHIN_CASE_LIMIT): lambda: _s(_d(S.SERVICE), c.StartReassessment()),
+    ("within_case_limit", R.CASE_LIMIT_REACHED): lambda: _s(_past_case_limit(), c.StartReassessment()),
+    # approvals of a step (closure here; plan, extensions and after-care alike)
+    ("approval", R.APPROVAL_NOT_REQUIRED): lambda: _s(_d(S.SERVICE), _CLOSE),
+    ("approval", R.APPROVED): lambda: _s(
+        _decided(_requested(_d(S.SERVICE), CLOSURE), approve=True), _CLOSE, _needing(CLOSURE)
+    ),
+    ("approval", R.APPROVAL_MISSING): lambda: _s(_d(S.SERVICE), _CLOSE, _needing(CLOSURE)),
+    ("approval", R.APPROVAL_PENDING): lambda: _s(
+        _requested(_d(S.SERVICE), CLOSURE), _CLOSE, _needing(CLOSURE)
+    ),
+    ("approval", R.APPROVAL_REJECTED): lambda: _s(
+        _decided(_requested(_d(S.SERVICE), CLOSURE), approve=False), _CLOSE, _needing(CLOSURE)
+    ),
+    ("approval_pending", R.AWAITING_DECISION): lambda: _s(
+        _requested(_d(S.SERVICE), CLOSURE), c.Approve("A1", "agreed")
+    ),
+    ("approval_pending", R.NO_PENDING_APPROVAL): lambda: _s(
+        _decided(_requested(_d(S.SERVICE), CLOSURE), approve=True), c.Approve("A1", "agreed again")
+    ),
+    # extending a service item: after a reassessment since it started, or with an approval
+    ("extension_justified", R.REASSESSED): lambda: _s(_reassessed(_d(S.SERVICE)), _EXTEND),
+    ("extension_justified", R.APPROVED): lambda: _s(
+        _decided(_requested(_d(S.SERVICE), EXTENSION, "S1"), approve=True), _EXTEND
+    ),
+    ("extension_justified", R.NOT_REASSESSED): lambda: _s(_d(S.SERVICE), _EXTEND),
+    ("extension_justified", R.APPROVAL_MISSING): lambda: _s(
+        _reassessed(_d(S.SERVICE)), _EXTEND, _needing(EXTENSION)
+    ),
+    ("extension_justified", R.APPROVAL_PENDING): lambda: _s(
+        _requested(_d(S.SERVICE), EXTENSION, "S1"), _EXTEND
+    ),
+    ("extension_justified", R.APPROVAL_REJECTED): lambda: _s(
+        _decided(_requested(_d(S.SERVICE), EXTENSION, "S1"), approve=False), _EXTEND
+    ),
+    ("extension_within_policy", R.EXTENSION_WITHIN_POLICY): lambda: _s(_reassessed(_d(S.SERVICE)), _EXTEND),
+    ("extension_within_policy", R.TOO_MANY_EXTENSIONS): lambda: _s(
+        _extended(_reassessed(_d(S.SERVICE))), _EXTEND
+    ),
+    ("extension_within_policy", R.EXTENSION_TOO_LONG): lambda: _s(
+        _reassessed(_d(S.SERVICE)), c.ExtendService("S1", "a long course", until=_one_month_too_long())
+    ),
+    # linking the same service for the same need again, before the earlier item's limit
+    ("relink_justified", R.NOT_RELINKED): lambda: _s(_planning_with_sharing(), c.LinkService(_item())),
+    ("relink_justified", R.REASSESSED): lambda: _s(_reassessed(_ended(_d(S.SERVICE))), _RELINK),
+    ("relink_justified", R.APPROVED): lambda: _s(
+        _decided(_requested(_ended(_d(S.SERVICE)), EXTENSION, "S1"), approve=True), _RELINK
+    ),
+    ("relink_justified", R.RELINK_WITHIN_LIMIT): lambda: _s(_ended(_d(S.SERVICE)), _RELINK),
+    ("relink_justified", R.TOO_MANY_EXTENSIONS): lambda: _s(
+        _ended(_extended(_reassessed(_d(S.SERVICE)))), _RELINK
+    ),
+    # referral to another agency after intake
+    ("no_referral_pending", R.NO_REFERRAL_PENDING): lambda: _s(_sharing_with_mh(_d(S.SERVICE)), _REFER),
+    ("no_referral_pending", R.REFERRAL_ALREADY_PENDING): lambda: _s(_referred(_d(S.SERVICE)), _REFER),
+    ("referral_pending", R.REFERRAL_PENDING): lambda: _s(
+        _referred(_d(S.SERVICE)), c.ReferralAccepted("MH-1")
+    ),
+    ("referral_pending", R.NO_PENDING_REFERRAL): lambda: _s(_d(S.SERVICE), c.ReferralAccepted("MH-1")),
 }
+
+
+def _needing(*steps: cm.ApprovalStep) -> cm.Policy:
+    """The default policy, with these steps approved by a supervisor."""
+    return attrs.evolve(POLICY, approvals={step: cm.ApprovalRule() for step in steps})
+
+
+def _requested(d: Driver, step: cm.ApprovalStep, subject: str = "") -> Driver:
+    d.do(c.RequestApproval("A1", step, subject, "the family agrees"))
+    return d
+
+
+def _decided(d: Driver, *, approve: bool) -> Driver:
+    d.do(c.Approve("A1", "agreed") if approve else c.Reject("A1", "reassess first"), actor=SUPERVISOR)
+    return d
+
+
+def _reassessed(d: Driver) -> Driver:
+    d.do(c.StartReassessment("the term ends"), days=1)
+    d.do(c.ResumeService(), days=1)
+    return d
+
+
+def _extended(d: Driver) -> Driver:
+    d.do(_EXTEND)
+    return d
+
+
+def _ended(d: Driver) -> Driver:
+    d.do(c.EndService("S1", "paused over the holidays"))
+    return d
+
+
+def _one_month_too_long() -> dt.datetime:
+    # the item runs to 5 July; one extension adds at most six months, to 5 January 2027
+    return dt.datetime(2027, 1, 5, 9, 0, tzinfo=dt.UTC) + dt.timedelta(days=31)
+
+
+def _past_case_limit() -> Driver:
+    d = _d(S.SERVICE)
+    d.now = POLICY.deadline(d.case.episode_started_at, POLICY.time_limits.case_max) + dt.timedelta(minutes=1)
+    return d
+
+
+def _sharing_with_mh(d: Driver) -> Driver:
+    d.do(c.RecordConsent(consent(cm.ConsentScope.SHARING, "share-mh", MH_CENTRE.id)))
+    return d
+
+
+def _referred(d: Driver) -> Driver:
+    _sharing_with_mh(d).do(_REFER)
+    return d
 
 
 def _awaiting(*, hours_later: float = 0) -> Driver:
@@ -254,16 +383,29 @@ def test_guard_outcome(guard: str, reason: Reason) -> None:
     verdict = GUARDS[guard](d.case, command, policy, d.now, facts)
     assert verdict.guard == guard
     assert verdict.reason is reason
-    allowing = reason is GUARD_REASONS[guard][0] or reason is R.STATUTORY_OVERRIDE
+    allowing = reason is GUARD_REASONS[guard][0] or reason in ALSO_ALLOWING
     assert verdict.allowed is allowing
     d.policy = policy
     before = d.case
-    if allowing:
+    if allowing and reason is R.APPROVED:
+        # allowed by an approval: the verdict names it, the event records it, and it is used up
+        assert verdict.subject == "A1"
+        assert "A1" in verdict.message
+        after = d.do(command, facts=facts, actor=SUPERVISOR)
+        assert after.version == before.version + 1
+        assert getattr(d.events[-1].payload, "approval_id", None) == "A1"
+        approval = after.approval("A1")
+        assert approval is not None
+        assert approval.status is cm.ApprovalStatus.USED
+    elif allowing:
         assert verdict.message == ""
+        assert verdict.subject == ""
         after = d.do(command, facts=facts, actor=SUPERVISOR)
         assert after.version == before.version + 1
     else:
         assert len(verdict.message) > 20, "a refusal says what is missing"
+        if reason in (R.APPROVAL_PENDING, R.APPROVAL_REJECTED):
+            assert "'A1'" in verdict.message, "a refusal names the approval it waits on"
         with pytest.raises(cm.TransitionRefused) as info:
             d.do(command, facts=facts, actor=SUPERVISOR)
         error = info.value

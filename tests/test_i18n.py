@@ -21,6 +21,10 @@ TABLES: dict[str, type[StrEnum]] = {
     "statutory_ground": cm.StatutoryGround,
     "journal_kind": cm.JournalKind,
     "due_kind": cm.DueKind,
+    "screening_reason": cm.ScreeningReason,
+    "eligibility_decision": cm.EligibilityDecision,
+    "approval_step": cm.ApprovalStep,
+    "approval_status": cm.ApprovalStatus,
 }
 
 

@@ -14,6 +14,7 @@ from casemgmt_core.lifecycle import (
     ACTIVE_STATES,
     DEFINITION,
     EVENTS,
+    LIMITED_EVENTS,
     TABLE,
     build_machine,
     transition_triples,
@@ -66,6 +67,57 @@ def _close(d: Driver) -> c.Command:
     return c.Close(cm.ClosureReason.GOALS_MET if ok else cm.ClosureReason.UNREACHABLE)
 
 
+def _goal(d: Driver) -> str:
+    if d.case.goal("G1") is None:
+        d.do(c.SetGoal(cm.Goal("G1", "back in work", ["N1"])))
+    return "G1"
+
+
+def _running_item(d: Driver) -> str:
+    running = [s.item_id for s in d.case.service_items if s.active]
+    if running:
+        return running[0]
+    d.do(_link(d))
+    return "S9"
+
+
+def _extend_service(d: Driver) -> c.Command:
+    # An approval justifies an extension in every state (a reassessment only after service began).
+    item = _running_item(d)
+    d.do(c.RequestApproval("A-ext", cm.ApprovalStep.SERVICE_EXTENSION, item, "another term"))
+    d.do(c.Approve("A-ext", "agreed"), actor=SUPERVISOR)
+    return c.ExtendService(item, "the family is not ready to take it over")
+
+
+def _request(d: Driver) -> c.Command:
+    step = cm.ApprovalStep.AFTERCARE if d.case.state is S.CLOSED else cm.ApprovalStep.CLOSURE
+    return c.RequestApproval("A1", step, comment="please decide this week")
+
+
+def _requested(then: c.Command) -> Callable[[Driver], c.Command]:
+    def make(d: Driver) -> c.Command:
+        d.do(_request(d))
+        return then
+
+    return make
+
+
+MH_CENTRE = cm.Agency("mh-centre", "Mental health welfare centre")
+
+
+def _refer_out(d: Driver) -> c.Command:
+    d.do(c.RecordConsent(consent(cm.ConsentScope.SHARING, "share-mh", MH_CENTRE.id)))
+    return c.ReferOut(MH_CENTRE, "long-term psychiatric support")
+
+
+def _referred_out(then: c.Command) -> Callable[[Driver], c.Command]:
+    def make(d: Driver) -> c.Command:
+        d.do(_refer_out(d))
+        return then
+
+    return make
+
+
 def _with(pre: c.Command, then: c.Command) -> Callable[[Driver], c.Command]:
     def make(d: Driver) -> c.Command:
         d.do(pre)
@@ -84,9 +136,10 @@ RECIPES: dict[str, Callable[[Driver], c.Command]] = {
     "hand_over": _const(c.HandOver(cm.Agency("child-protection", "아동보호전문기관"))),
     "complete_intake": _with(c.RecordCrisisFactor(cm.CrisisFactor.ILLNESS), c.CompleteIntake()),
     "select": _const(c.Select()),
-    "redirect": _const(c.Redirect("emergency_livelihood")),
-    "refer_to_counselling": _const(c.ReferToCounselling()),
-    "decline": _const(c.Decline("the household refused")),
+    # An eligible household leaves screening only for a reason that holds, or one it states.
+    "redirect": _with(c.RecordIntakeFindings(information_only=True), c.Redirect("emergency_livelihood")),
+    "refer_to_counselling": _with(c.RecordIntakeFindings(counselling_only=True), c.ReferToCounselling()),
+    "decline": _const(c.Decline("the household refused", cm.ScreeningReason.HOUSEHOLD_DECLINED)),
     "complete_assessment": _with(c.RecordNeed(cm.Need("N1", cm.NeedDomain.HEALTH)), c.CompleteAssessment()),
     "approve_plan": _with(c.SetGoal(cm.Goal("G1", "work")), c.ApprovePlan()),
     "start_reassessment": _const(c.StartReassessment("needs changed")),
@@ -116,7 +169,23 @@ RECIPES: dict[str, Callable[[Driver], c.Command]] = {
     "link_service": _link,
     "end_service": _end,
     "record_journal": _const(c.RecordJournal(cm.JournalKind.NEW_FINDING, "new debts found")),
+    "revise_goal": lambda d: c.ReviseGoal(_goal(d), "part-time work first", "a smaller first step", ["N1"]),
+    "drop_goal": lambda d: c.DropGoal(_goal(d), "the family chose another way"),
+    "extend_service": _extend_service,
+    "extend_case": _const(c.ExtendCase("the household needs more time")),
+    "request_approval": _request,
+    "approve": _requested(c.Approve("A1", "agreed")),
+    "reject": _requested(c.Reject("A1", "reassess the household first")),
+    "transfer": _const(c.TransferCase("prefers morning visits", caseworker_id="worker-2")),
+    "refer_out": _refer_out,
+    "referral_accepted": _referred_out(c.ReferralAccepted("MH-2026-7")),
+    "referral_declined": _referred_out(c.ReferralDeclined("no capacity until spring")),
 }
+
+#: Events only a supervisor may issue under the default access rules.
+SUPERVISOR_EVENTS = frozenset(
+    {"approve_plan", "reopen", "confirm_override", "extend_case", "approve", "reject"}
+)
 
 
 def _driver_for(source: S, event: str, dest: S) -> Driver:
@@ -148,7 +217,7 @@ def test_every_transition_is_accepted_and_lands_where_defined(source: str, event
     else:
         command = RECIPES[event](d)
     before = d.case
-    actor = SUPERVISOR if event in ("approve_plan", "reopen", "confirm_override") else WORKER
+    actor = SUPERVISOR if event in SUPERVISOR_EVENTS else WORKER
     after = d.do(command, actor=actor)
     assert after.state is S(dest)
     assert after.version == before.version + 1
@@ -205,6 +274,8 @@ def test_the_domain_cycle_and_exits_are_in_the_definition() -> None:
         ("screening", "refer_to_counselling", "general_counselling"),
         ("screening", "decline", "declined"),
         ("referred", "hand_over", "handed_over"),
+        ("service", "referral_accepted", "closed"),
+        ("crisis", "referral_accepted", "closed"),
     }
     expected |= {(s.value, "declare_crisis", "crisis") for s in ACTIVE_STATES}
     expected |= {("crisis", "resolve_crisis", s.value) for s in ACTIVE_STATES}
@@ -216,8 +287,34 @@ def test_final_states_accept_nothing() -> None:
         assert cm.allowed_events(state) == ()
 
 
-def test_closed_cases_accept_only_reopen_and_aftercare() -> None:
-    assert set(cm.allowed_events(S.CLOSED)) == {"reopen", "start_aftercare"}
+def test_closed_cases_accept_only_reopen_aftercare_and_approval_decisions() -> None:
+    # An approval may be asked for and decided after closure: after-care may need one.
+    assert set(cm.allowed_events(S.CLOSED)) == {
+        "reopen",
+        "start_aftercare",
+        "request_approval",
+        "approve",
+        "reject",
+    }
+
+
+def test_records_that_keep_the_stage_are_where_the_practice_needs_them() -> None:
+    assert {"transfer", "request_approval", "approve", "reject"} <= set(cm.allowed_events(S.AFTERCARE))
+    assert "extend_case" in cm.allowed_events(S.CRISIS)
+    assert "extend_case" not in cm.allowed_events(S.AFTERCARE)
+    assert "refer_out" not in cm.allowed_events(S.INTAKE)  # only after intake: hand_over before
+    assert {"revise_goal", "drop_goal"} <= set(cm.allowed_events(S.PLANNING))
+    assert "revise_goal" not in cm.allowed_events(S.SERVICE)
+
+
+def test_limited_events_check_the_case_limit_first_and_only_they() -> None:
+    for t in DEFINITION:
+        if t.event in LIMITED_EVENTS:
+            assert t.guards[0] == "within_case_limit", t.event
+        else:
+            assert "within_case_limit" not in t.guards, t.event
+    # closure, crisis intervention and the extension itself stay possible past the limit
+    assert not {"close", "declare_crisis", "extend_case", "withdraw_consent"} & LIMITED_EVENTS
 
 
 def test_unknown_command_lists_what_is_allowed() -> None:
@@ -279,12 +376,23 @@ def test_crisis_resumes_the_stage_it_interrupted() -> None:
 
 def test_reopen_starts_a_new_episode() -> None:
     d = reach(S.CLOSED)
+    closed = d.case
     reopened = d.do(c.Reopen("lost the job again"), actor=SUPERVISOR, days=200)
     assert reopened.state is S.INTAKE
     assert reopened.episode == 2
     assert reopened.closure is None
     assert reopened.episode_started_at == d.now
     assert reopened.opened_at < reopened.episode_started_at
+    assert reopened.previous_episode == cm.EpisodeRef("C1", 1)
+    assert (d.events[-1].episode, d.events[-1].previous_episode) == (2, cm.EpisodeRef("C1", 1))
+    assert all(e.episode == 1 for e in d.events[:-1])
+    # the old episode's work stays in its history, not in the new working set
+    assert closed.needs
+    assert closed.goals
+    assert closed.service_items
+    assert (reopened.needs, reopened.goals, reopened.service_items) == ((), (), ())
+    assert reopened.crisis_factors == frozenset()
+    assert reopened.consents == ()  # by default every consent is asked for again
 
 
 def test_time_advances_state_entered_at_only_on_moves() -> None:

@@ -46,6 +46,22 @@ def refusal(source: Any) -> cm.PolicyError:
         ("[time_limits]\ncase_max_days = 365.9", "policy.time_limits.case_max_days"),
         ("[time_limits]\ncase_max_days = 365.0", "policy.time_limits.case_max_days"),
         ("[time_limits]\ncase_max_days = '183'", "policy.time_limits.case_max_days"),
+        ("[time_limits]\ncase_max_days = '6 months'", "policy.time_limits.case_max_days"),
+        ("[time_limits]\ncase_max = true", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = 365.0", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = ['6 months']", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = {months = 6}", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = 2026-01-01", "policy.time_limits.case_max"),
+        ("[time_limits]\nmax_case_extensions = '2'", "policy.time_limits.max_case_extensions"),
+        ("[time_limits]\nmax_service_extensions = true", "policy.time_limits.max_service_extensions"),
+        ("time_zone = 9", "policy.time_zone"),
+        ("time_zone = ['Asia/Seoul']", "policy.time_zone"),
+        ("[approvals.closure]\nby_conference = 'true'", "policy.approvals.closure.by_conference"),
+        ("[approvals.closure]\napproved_by = 'supervisor'", "policy.approvals.closure.approved_by"),
+        ("approvals = ['closure']", "policy.approvals"),
+        ("[approvals]\nclosure = true", "policy.approvals.closure"),
+        ("[episodes]\naftercare_after = 'goals_met'", "policy.episodes.aftercare_after"),
+        ("[episodes]\nreconfirm_consents = [1]", "policy.episodes.reconfirm_consents[0]"),
         ("[statutory.child_abuse]\nenabled = 'false'", "policy.statutory.child_abuse.enabled"),
         ("[statutory.elder_abuse]\nenabled = 1", "policy.statutory.elder_abuse.enabled"),
         ("[statutory.elder_abuse]\nlegal_basis = 7", "policy.statutory.elder_abuse.legal_basis"),
@@ -91,7 +107,11 @@ def test_mappings_are_as_strict_as_toml(doc: dict[str, Any]) -> None:
 
 # -- bounds ------------------------------------------------------------------------------------
 
-LIMITS = [a for a in policy_module.TimeLimits.__attrs_attrs__ if a.name != "reminder_lead_days"]
+#: The time limits that are durations (the others are counts of days or of extensions).
+LIMITS = [a for a in policy_module.TimeLimits.__attrs_attrs__ if a.type in ("Duration", cm.Duration)]
+COUNTS = ["max_service_extensions", "max_case_extensions"]
+#: The names of version 0.1, whole days.
+LEGACY = sorted(policy_module.LEGACY_TIME_LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -99,8 +119,50 @@ LIMITS = [a for a in policy_module.TimeLimits.__attrs_attrs__ if a.name != "remi
     [
         *((f"[time_limits]\n{a.name} = {MAX_DAYS + 1}", f"policy.time_limits.{a.name}") for a in LIMITS),
         *((f"[time_limits]\n{a.name} = 0", f"policy.time_limits.{a.name}") for a in LIMITS),
-        ("[time_limits]\ncase_max_days = 99999999999", "policy.time_limits.case_max_days"),
-        ("[time_limits]\ncase_max_days = -99999999999999999999999", "policy.time_limits.case_max_days"),
+        *((f"[time_limits]\n{name} = 101", f"policy.time_limits.{name}") for name in COUNTS),
+        *((f"[time_limits]\n{name} = -1", f"policy.time_limits.{name}") for name in COUNTS),
+        ("[time_limits]\ncase_max = 99999999999", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = -99999999999999999999999", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = '999999 years'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = 'P36501D'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = '1201 months'", "policy.time_limits.case_max"),
+        (f"[time_limits]\ncase_max = '{'9' * 5000} days'", "policy.time_limits.case_max"),
+        (f"[time_limits]\ncase_max = 'P{'9' * 5000}D'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = '-6 months'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = '0 days'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = 'P0D'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = 'P'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = ''", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = 'PT1H'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = 'P1DT12H'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = 'P1.5M'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = '6 moons'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = '6 months and a day'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = 'half a year'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = '1.5 months'", "policy.time_limits.case_max"),
+        ("[time_limits]\ncase_max = '6 months; drop table'", "policy.time_limits.case_max"),
+        (f"[time_limits]\ncase_max = '6 months{' ' * 100}'", "policy.time_limits.case_max"),
+        ('[time_limits]\ncase_max = "6\u00a0months"', "policy.time_limits.case_max"),
+        ('[time_limits]\ncase_max = "6 months\u202e"', "policy.time_limits.case_max"),
+        ("time_zone = 'Mars/Olympus_Mons'", "policy.time_zone"),
+        ("time_zone = ''", "policy.time_zone"),
+        ("time_zone = '../../../etc/passwd'", "policy.time_zone"),
+        ("time_zone = '/etc/localtime'", "policy.time_zone"),
+        ("time_zone = 'Asia/../Asia/Seoul'", "policy.time_zone"),
+        (f"time_zone = '{'A' * 65}'", "policy.time_zone"),
+        ('time_zone = "Asia/Seoul\\u0000"', "policy.time_zone"),
+        ('time_zone = "Asia/Seoul\\n"', "policy.time_zone"),
+        ("[approvals.merge]\napproved_by = ['supervisor']", "policy.approvals.merge"),
+        ("[approvals.PLAN]\napproved_by = ['supervisor']", "policy.approvals.PLAN"),
+        ("[approvals.closure]\napproved_by = []", "policy.approvals.closure.approved_by"),
+        ("[approvals.closure]\napproved_by = ['']", "policy.approvals.closure.approved_by"),
+        ('[approvals.closure]\napproved_by = ["team\\nlead"]', "policy.approvals.closure.approved_by"),
+        ("[approvals.closure]\napproved_by = [7]", "policy.approvals.closure.approved_by[0]"),
+        ("[approvals.closure]\nvoted_by = ['board']", "policy.approvals.closure.voted_by"),
+        ("[episodes]\naftercare_after = ['bored']", "policy.episodes.aftercare_after[0]"),
+        ("[episodes]\naftercare_after = ['GOALS_MET']", "policy.episodes.aftercare_after[0]"),
+        ("[episodes]\nreconfirm_consents = ['everything']", "policy.episodes.reconfirm_consents[0]"),
+        ("[episodes]\nforget_after = 3", "policy.episodes.forget_after"),
         ("[time_limits]\nreminder_lead_days = 366", "policy.time_limits.reminder_lead_days"),
         ("[time_limits]\nreminder_lead_days = -1", "policy.time_limits.reminder_lead_days"),
         ("[eligibility]\nage_of_majority = 0", "policy.eligibility.age_of_majority"),
@@ -144,19 +206,49 @@ def test_every_value_is_bounded(text: str, field: str) -> None:
     assert refusal(text).field == field
 
 
+@pytest.mark.parametrize("legacy", LEGACY)
+def test_an_old_name_takes_whole_days_within_the_same_bounds(legacy: str) -> None:
+    new = policy_module.LEGACY_TIME_LIMITS[legacy]
+    loaded = cm.load_policy(f"[time_limits]\n{legacy} = {MAX_DAYS}")
+    assert getattr(loaded.time_limits, new) == cm.Duration(days=MAX_DAYS)
+    for bad in (0, MAX_DAYS + 1, -1, "'P6M'", "true", "1.5"):
+        assert refusal(f"[time_limits]\n{legacy} = {bad}").field == f"policy.time_limits.{legacy}"
+
+
+@pytest.mark.parametrize("legacy", LEGACY)
+def test_a_limit_given_under_both_names_is_refused(legacy: str) -> None:
+    new = policy_module.LEGACY_TIME_LIMITS[legacy]
+    for text in (f"{legacy} = 30\n{new} = 30", f"{new} = '1 month'\n{legacy} = 31"):
+        error = refusal(f"[time_limits]\n{text}")
+        assert error.field == f"policy.time_limits.{legacy}"
+        assert new in error.problems[0]
+
+
+@pytest.mark.parametrize("text", ["100 years", "P100Y", "36500 days", "P36500D"])
+def test_the_longest_stated_duration_loads(text: str) -> None:
+    """Every limit may be from 1 day to 100 years, as the loader's own message says."""
+    policy = cm.load_policy(f"[time_limits]\ncase_max = '{text}'")
+    assert policy.time_limits.case_max.longest_days >= MAX_DAYS
+
+
 def test_a_policy_at_every_upper_bound_loads_and_its_deadlines_stay_computable() -> None:
     limits = "\n".join(f"{a.name} = {MAX_DAYS}" for a in LIMITS)
+    counts = "\n".join(f"{name} = 100" for name in COUNTS)
     policy = cm.load_policy(
-        f"[time_limits]\n{limits}\nreminder_lead_days = 365\n"
+        f"[time_limits]\n{limits}\n{counts}\nreminder_lead_days = 365\n"
         "[statutory.child_abuse]\nreport_within_hours = 8760\nconfirmation_within_hours = 720\n"
     )
-    assert policy.time_limits.case_max_days == MAX_DAYS
+    assert policy.time_limits.case_max == cm.Duration(days=MAX_DAYS)
     d = reach(cm.CaseState.SERVICE)
     d.do(InvokeStatutoryOverride(cm.StatutoryGround.CHILD_ABUSE))
+    d.do(cm.RequestApproval("A1", cm.ApprovalStep.CLOSURE))
     latest = dt.datetime(2200, 12, 31, 23, 59, tzinfo=dt.UTC)  # the model's last instant
     assert next_deadline(d.case, policy) is not None
     assert cm.due(d.case, policy, latest)  # every deadline computed, none overflowed
     assert latest + dt.timedelta(days=3 * MAX_DAYS) < dt.datetime.max.replace(tzinfo=dt.UTC)
+    # the longest months the loader takes, from the last instant, on the calendar
+    months = cm.Duration(months=MAX_DAYS // 31)
+    assert policy.deadline(latest, months) < dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 # -- sources -----------------------------------------------------------------------------------
@@ -273,7 +365,12 @@ def test_too_many_values_are_refused() -> None:
 def test_unknown_keys_list_the_allowed_ones() -> None:
     error = refusal("[time_limits]\ncase_max_dayz = 3")
     assert error.field == "policy.time_limits.case_max_dayz"
-    assert "allowed: assessment_days, plan_days" in error.problems[0]
+    assert "allowed: assessment, plan, service_item_max, case_max" in error.problems[0]
+    unknown_step = refusal("[approvals.merge]\napproved_by = ['supervisor']")
+    assert "plan, closure, case_extension, service_extension, aftercare" in unknown_step.problems[0]
+    unknown_reason = refusal("[episodes]\naftercare_after = ['bored']")
+    assert "goals_met" in unknown_reason.problems[0]
+    assert "maximum_duration" in unknown_reason.problems[0]
 
 
 def test_many_problems_are_capped_with_a_count() -> None:
@@ -303,11 +400,22 @@ KNOWN_KEYS = sorted(
     {
         *(
             a.name
-            for cls in (cm.Policy, cm.Eligibility, cm.TimeLimits, cm.StatutoryRule)
+            for cls in (
+                cm.Policy,
+                cm.Eligibility,
+                cm.TimeLimits,
+                cm.StatutoryRule,
+                cm.ApprovalRule,
+                cm.Episodes,
+            )
             for a in cls.__attrs_attrs__
         ),
+        *policy_module.LEGACY_TIME_LIMITS,
         *(g.value for g in cm.StatutoryGround),
         *(s.value for s in StatutorySubject),
+        *(s.value for s in cm.ApprovalStep),
+        *(r.value for r in cm.ClosureReason),
+        *(s.value for s in cm.ConsentScope),
         "supervisor",
         "caseworker",
         "*",
@@ -321,6 +429,7 @@ SCALARS = (
     | st.floats()
     | st.text(max_size=12)
     | st.sampled_from(KNOWN_KEYS)
+    | st.sampled_from(["6 months", "P6M", "P0D", "PT1H", "100 years", "P99999Y", "Asia/Seoul", "UTC", "../x"])
 )
 KEYS = (
     st.sampled_from(KNOWN_KEYS)
@@ -369,7 +478,14 @@ def test_any_json_like_value_gives_a_policy_or_a_policy_error(doc: Any) -> None:
 
 
 @PROPERTY
-@given(doc=st.dictionaries(st.sampled_from(["eligibility", "time_limits", "statutory", "access"]), JSON_LIKE))
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(
+            ["eligibility", "time_limits", "statutory", "access", "approvals", "episodes", "time_zone"]
+        ),
+        JSON_LIKE,
+    )
+)
 def test_any_value_under_the_known_sections_gives_a_policy_or_a_policy_error(doc: Any) -> None:
     _loads_or_refuses(doc)
 
@@ -421,3 +537,25 @@ def test_any_text_gives_a_policy_or_a_policy_error(text: str) -> None:
 def test_the_bounds_leave_no_float_loophole() -> None:
     for value in (math.nan, math.inf, -math.inf, 1e308):
         assert refusal({"time_limits": {"case_max_days": value}}).field == "policy.time_limits.case_max_days"
+        assert refusal({"time_limits": {"case_max": value}}).field == "policy.time_limits.case_max"
+        assert (
+            refusal({"time_limits": {"max_case_extensions": value}}).field
+            == "policy.time_limits.max_case_extensions"
+        )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.timedelta(days=183),
+        dt.date(2026, 7, 1),
+        b"P6M",
+        ("6", "months"),
+        {"months": 6},
+        {183},
+    ],
+    ids=repr,
+)
+def test_a_mapping_takes_durations_only_as_toml_would_write_them(value: Any) -> None:
+    """A mapping's duration is a whole number of days or a string, as in TOML; no other object."""
+    assert refusal({"time_limits": {"case_max": value}}).field == "policy.time_limits.case_max"

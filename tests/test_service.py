@@ -283,20 +283,84 @@ def test_observer_sees_each_committed_decision_with_its_verdicts() -> None:
         "record_crisis_factor",
         "complete_intake",
     ]
+    # completing intake is work the episode's time limit binds: that guard is checked first
     assert [(v.guard, v.reason) for v in seen[-1].verdicts] == [
-        ("crisis_factors_recorded", cm.Reason.CRISIS_FACTORS_RECORDED)
+        ("within_case_limit", cm.Reason.WITHIN_CASE_LIMIT),
+        ("crisis_factors_recorded", cm.Reason.CRISIS_FACTORS_RECORDED),
     ]
 
 
 def test_after_care_is_refused_and_recorded_while_another_case_is_live() -> None:
     m = manager()
     opened(m, "C1")
-    m.handle("C1", c.StartIntake(), actor=WORKER)
-    m.handle("C1", c.RecordConsent(consent(cm.ConsentScope.SERVICE_PROVISION)), actor=WORKER)
-    m.handle("C1", c.WithdrawConsent("service_provision"), actor=WORKER)
+    _to_planning(m, "C1")
+    m.handle("C1", c.Close(cm.ClosureReason.MAXIMUM_DURATION), actor=WORKER)
     assert m.get("C1").state is S.CLOSED
     opened(m, "C2")
     with pytest.raises(cm.DuplicateCase):
         m.handle("C1", c.StartAftercare("check in later"), actor=WORKER)
     assert m.get("C1").state is S.CLOSED
     assert m.refusals("C1")[-1].code == "duplicate_case"
+
+
+def test_after_care_does_not_follow_a_withdrawal_of_consent() -> None:
+    m = manager()
+    opened(m, "C1")
+    m.handle("C1", c.StartIntake(), actor=WORKER)
+    m.handle("C1", c.RecordConsent(consent(cm.ConsentScope.SERVICE_PROVISION)), actor=WORKER)
+    closed = m.handle("C1", c.WithdrawConsent("service_provision"), actor=WORKER)
+    assert closed.state is S.CLOSED
+    assert closed.closure is not None
+    assert closed.closure.reason is cm.ClosureReason.CONSENT_WITHDRAWN
+    with pytest.raises(cm.TransitionRefused) as info:
+        m.handle("C1", c.StartAftercare("check in later"), actor=WORKER)
+    assert (info.value.guard, info.value.reason) == ("aftercare_justified", "aftercare_not_applicable")
+    assert m.get("C1") == closed
+    assert (m.refusals("C1")[-1].guard, m.refusals("C1")[-1].reason) == (
+        "aftercare_justified",
+        "aftercare_not_applicable",
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        c.ExtendCase("the household needs more time"),
+        c.Approve("A1", "agreed"),
+        c.Reject("A1", "reassess first"),
+        c.Reopen("the crisis came back"),
+    ],
+    ids=lambda x: x.event,
+)
+def test_decisions_a_caseworker_is_checked_by_are_for_supervisors(command: c.Command) -> None:
+    m = manager()
+    opened(m)
+    before = m.get("C1")
+    with pytest.raises(cm.AuthorizationDenied) as info:
+        m.handle("C1", command, actor=WORKER)
+    assert info.value.allowed_roles == ("supervisor",)
+    assert m.get("C1") == before
+    assert m.refusals("C1")[-1].code == "authorization_denied"
+
+
+def test_an_approval_is_requested_by_a_caseworker_and_decided_by_a_supervisor() -> None:
+    notifier = cm.RecordingNotifier()
+    m = manager(notifier=notifier)
+    opened(m)
+    _to_planning(m, "C1")
+    m.handle("C1", c.RequestApproval("A1", cm.ApprovalStep.CLOSURE, comment="goals met early"), actor=WORKER)
+    [due] = [i for i in m.due(T0 + dt.timedelta(days=30)) if i.kind is cm.DueKind.APPROVAL]
+    assert (due.case_id, due.subject, due.overdue) == ("C1", "A1", True)
+    with pytest.raises(cm.TransitionRefused) as same:
+        m.handle("C1", c.Approve("A1"), actor=cm.Actor("worker-1", "supervisor"))
+    assert (same.value.guard, same.value.reason) == ("approval_actor", "same_person")
+    case = m.handle("C1", c.Approve("A1", "agreed"), actor=SUPERVISOR)
+    approval = case.approval("A1")
+    assert approval is not None
+    assert (approval.status, approval.decided_by, approval.decision_comment) == (
+        cm.ApprovalStatus.APPROVED,
+        SUPERVISOR.id,
+        "agreed",
+    )
+    assert not [i for i in m.due(T0 + dt.timedelta(days=30)) if i.kind is cm.DueKind.APPROVAL]
+    assert m.replay("C1") == m.get("C1")

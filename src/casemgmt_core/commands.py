@@ -29,6 +29,10 @@ from ._validation import (
 from .model import (
     AftercarePlan,
     Agency,
+    AgencyReferral,
+    Approval,
+    ApprovalStatus,
+    ApprovalStep,
     Case,
     CaseConference,
     Closure,
@@ -36,12 +40,15 @@ from .model import (
     Consent,
     CrisisFactor,
     EligibilityDecision,
+    EpisodeRef,
     Goal,
     Household,
     JournalKind,
     MandatoryReport,
     Need,
     Referral,
+    ScreeningReason,
+    ScreeningResult,
     ServiceItem,
     StatutoryGround,
     StatutoryOverride,
@@ -50,6 +57,7 @@ from .model import (
 
 __all__ = [
     "AchieveGoal",
+    "Approve",
     "ApprovePlan",
     "AssignCaseworker",
     "Close",
@@ -60,7 +68,10 @@ __all__ = [
     "ConfirmStatutoryOverride",
     "DeclareCrisis",
     "Decline",
+    "DropGoal",
     "EndService",
+    "ExtendCase",
+    "ExtendService",
     "FileMandatoryReport",
     "HandOver",
     "HoldConference",
@@ -74,10 +85,16 @@ __all__ = [
     "RecordNeed",
     "RecordStrength",
     "Redirect",
+    "ReferOut",
     "ReferToCounselling",
+    "ReferralAccepted",
+    "ReferralDeclined",
+    "Reject",
     "Reopen",
+    "RequestApproval",
     "ResolveCrisis",
     "ResumeService",
+    "ReviseGoal",
     "RevisePlan",
     "ScheduleConference",
     "Select",
@@ -85,6 +102,7 @@ __all__ = [
     "StartAftercare",
     "StartIntake",
     "StartReassessment",
+    "TransferCase",
     "WithdrawConsent",
     "COMMAND_TYPES",
 ]
@@ -98,6 +116,36 @@ def _replace_where(
 ) -> tuple[T, ...]:
     """``items`` with each item that ``matches`` replaced by its ``update``."""
     return tuple(update(x) if matches(x) else x for x in items)
+
+
+def _use_approval(case: Case, approval_id: str | None, at: dt.datetime) -> Changes:
+    """Mark the approval that allowed a step as used, so that it allows that step once."""
+    if approval_id is None:
+        return {}
+    return {
+        "approvals": _replace_where(
+            case.approvals,
+            lambda a: a.approval_id == approval_id,
+            lambda a: evolve(a, status=ApprovalStatus.USED),
+        )
+    }
+
+
+def wind_down(case: Case, at: dt.datetime, reason: ClosureReason) -> Changes:
+    """What closing does besides recording the closure: every running service item and any
+    running after-care ends, with the closure's reason as the outcome."""
+    outcome = f"case closed: {reason.value}"
+    changes: Changes = {
+        "closure": Closure(reason, at),
+        "resume_state": None,
+        "referral_out": None,
+        "service_items": _replace_where(
+            case.service_items, lambda s: s.active, lambda s: evolve(s, ended_at=at, outcome=outcome)
+        ),
+    }
+    if case.aftercare is not None and case.aftercare.ended_at is None:
+        changes["aftercare"] = evolve(case.aftercare, ended_at=at)
+    return changes
 
 
 @frozen
@@ -121,6 +169,11 @@ class OpenCase(Command):
     case_id: str = field(validator=identifier)
     household: Household = field(validator=instance_of(Household))
     referral: Referral = field(validator=instance_of(Referral))
+    previous_episode: EpisodeRef | None = field(
+        default=None, validator=instance_of(EpisodeRef, nullable=True)
+    )
+    """The household's last earlier episode: filled in by :func:`~casemgmt_core.decide` from what
+    the service layer found in the store, never by the caller."""
 
 
 @frozen
@@ -265,37 +318,76 @@ class Select(Command):
     event: ClassVar[str] = "select"
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
-        return {"eligibility": EligibilityDecision.INTEGRATED_CASE_MANAGEMENT}
+        decision = EligibilityDecision.INTEGRATED_CASE_MANAGEMENT
+        return {"eligibility": decision, "screening": ScreeningResult(decision, ScreeningReason.ELIGIBLE, at)}
+
+
+def _screened(
+    decision: EligibilityDecision,
+    reason: ScreeningReason | None,
+    at: dt.datetime,
+    service: str | None = None,
+    agency_id: str | None = None,
+) -> Changes:
+    assert reason is not None, "decide() fills reason"
+    return {"eligibility": decision, "screening": ScreeningResult(decision, reason, at, service, agency_id)}
 
 
 @frozen
 class Redirect(Command):
-    """Redirect to a single service or to information: integrated case management is not needed."""
+    """Redirect to a single service or to information: integrated case management is not needed.
+
+    ``reason`` defaults to what the eligibility rules find (``not_complex``, ``information_only``…);
+    for a household that meets them, the caller must say why.
+    """
 
     event: ClassVar[str] = "redirect"
     service: str = field(validator=identifier)
+    reason: ScreeningReason | None = field(default=None, validator=optional(enum_member(ScreeningReason)))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        return _screened(EligibilityDecision.SINGLE_SERVICE, self.reason, at, service=self.service)
 
 
 @frozen
 class ReferToCounselling(Command):
+    """Refer to general counselling; ``reason`` as for :class:`Redirect`."""
+
     event: ClassVar[str] = "refer_to_counselling"
+    reason: ScreeningReason | None = field(default=None, validator=optional(enum_member(ScreeningReason)))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        return _screened(EligibilityDecision.GENERAL_COUNSELLING, self.reason, at)
 
 
 @frozen
 class Decline(Command):
+    """Decline case management; ``reason`` as for :class:`Redirect` (``household_declined`` when
+    the household does not want it)."""
+
     event: ClassVar[str] = "decline"
     grounds: str = field(validator=v.text(MAX_LINE))
+    reason: ScreeningReason | None = field(default=None, validator=optional(enum_member(ScreeningReason)))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        return _screened(EligibilityDecision.NOT_ELIGIBLE, self.reason, at)
 
 
 @frozen
 class HandOver(Command):
-    """Hand the household to the agency that already manages it (or should)."""
+    """Hand the household to the agency that already manages it, or is competent.
+
+    ``reason`` defaults to ``managed_elsewhere`` where the registry says so, else
+    ``competent_agency``.
+    """
 
     event: ClassVar[str] = "hand_over"
     agency: Agency = field(validator=instance_of(Agency))
+    reason: ScreeningReason | None = field(default=None, validator=optional(enum_member(ScreeningReason)))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
-        return {"handed_over_to": self.agency}
+        changes = _screened(EligibilityDecision.HANDED_OVER, self.reason, at, agency_id=self.agency.id)
+        return changes | {"handed_over_to": self.agency}
 
 
 # -- assessment and planning --------------------------------------------------------------
@@ -346,6 +438,44 @@ class AchieveGoal(Command):
 
 
 @frozen
+class ReviseGoal(Command):
+    """Revise a goal's wording or the needs it answers; ``reason`` says why (kept in the history)."""
+
+    event: ClassVar[str] = "revise_goal"
+    goal_id: str = field(validator=identifier)
+    description: str = field(validator=v.text(MAX_LINE))
+    reason: str = field(validator=v.text(MAX_LINE))
+    need_ids: tuple[str, ...] = field(default=(), converter=v.to_tuple, validator=v.identifiers())
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        revised = _replace_where(
+            case.goals,
+            lambda g: g.goal_id == self.goal_id,
+            lambda g: evolve(
+                g, description=self.description, need_ids=self.need_ids, revision=g.revision + 1
+            ),
+        )
+        return {"goals": revised}
+
+
+@frozen
+class DropGoal(Command):
+    """Drop a goal from the plan, with the reason."""
+
+    event: ClassVar[str] = "drop_goal"
+    goal_id: str = field(validator=identifier)
+    reason: str = field(validator=v.text(MAX_LINE))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        dropped = _replace_where(
+            case.goals,
+            lambda g: g.goal_id == self.goal_id,
+            lambda g: evolve(g, dropped_at=at, drop_reason=self.reason),
+        )
+        return {"goals": dropped}
+
+
+@frozen
 class ScheduleConference(Command):
     event: ClassVar[str] = "schedule_conference"
     conference: CaseConference = field(validator=instance_of(CaseConference))
@@ -373,13 +503,24 @@ class HoldConference(Command):
 
 @frozen
 class ApprovePlan(Command):
-    """Approve the service plan (optionally by a case conference) and start services."""
+    """Approve the service plan (optionally by a case conference) and start services.
+
+    :func:`~casemgmt_core.decide` fills in the plan's ``version`` and its ``goals`` as approved,
+    so that the history holds every version (:func:`~casemgmt_core.plan_versions`), and the
+    ``approval_id`` that allowed it where the policy asks for one.
+    """
 
     event: ClassVar[str] = "approve_plan"
     conference_id: str | None = field(default=None, validator=optional(identifier))
+    version: int | None = field(default=None, validator=optional(v.integer(1, 10_000)))
+    goals: tuple[Goal, ...] = field(
+        default=(), converter=v.to_tuple, validator=v.items_of(Goal, limit=10_000)
+    )
+    approval_id: str | None = field(default=None, validator=optional(identifier))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
-        return {"plan_approved_at": at}
+        version = self.version if self.version is not None else case.plan_version + 1
+        return {"plan_approved_at": at, "plan_version": version} | _use_approval(case, self.approval_id, at)
 
 
 # -- services and monitoring --------------------------------------------------------------
@@ -391,9 +532,11 @@ class LinkService(Command):
 
     event: ClassVar[str] = "link_service"
     item: ServiceItem = field(validator=instance_of(ServiceItem))
+    approval_id: str | None = field(default=None, validator=optional(identifier))
+    """The approval that allows relinking within the limit window (filled in by ``decide``)."""
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
-        return {"service_items": (*case.service_items, self.item)}
+        return {"service_items": (*case.service_items, self.item)} | _use_approval(case, self.approval_id, at)
 
 
 @frozen
@@ -409,6 +552,30 @@ class EndService(Command):
             lambda s: evolve(s, ended_at=at, outcome=self.outcome),
         )
         return {"service_items": ended}
+
+
+@frozen
+class ExtendService(Command):
+    """Extend a running service item's time limit, after a reassessment or with an approval.
+
+    ``until`` defaults to the current limit plus the policy's longest extension.
+    """
+
+    event: ClassVar[str] = "extend_service"
+    item_id: str = field(validator=identifier)
+    reason: str = field(validator=v.text(MAX_LINE))
+    until: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    approval_id: str | None = field(default=None, validator=optional(identifier))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        assert self.until is not None, "decide() fills until"
+        until = self.until
+        extended = _replace_where(
+            case.service_items,
+            lambda s: s.item_id == self.item_id,
+            lambda s: evolve(s, time_limit=until, extensions=s.extensions + 1, extended_at=at),
+        )
+        return {"service_items": extended} | _use_approval(case, self.approval_id, at)
 
 
 @frozen
@@ -434,12 +601,22 @@ class StartReassessment(Command):
 
 @frozen
 class RevisePlan(Command):
+    """Complete a reassessment by planning again."""
+
     event: ClassVar[str] = "revise_plan"
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        return {"reassessed_at": at}
 
 
 @frozen
 class ResumeService(Command):
+    """Complete a reassessment by resuming the plan as it is."""
+
     event: ClassVar[str] = "resume_service"
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        return {"reassessed_at": at}
 
 
 # -- crisis -------------------------------------------------------------------------------
@@ -470,11 +647,32 @@ class ResolveCrisis(Command):
 
 @frozen
 class Close(Command):
+    """Close the case. Every running service item ends with the closure's reason."""
+
     event: ClassVar[str] = "close"
     reason: ClosureReason = field(validator=enum_member(ClosureReason))
+    approval_id: str | None = field(default=None, validator=optional(identifier))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
-        return {"closure": Closure(self.reason, at), "resume_state": None}
+        return wind_down(case, at, self.reason) | _use_approval(case, self.approval_id, at)
+
+
+@frozen
+class ExtendCase(Command):
+    """Extend the episode's time limit (a supervisor's decision): ``until`` defaults to the
+    current limit plus the policy's longest extension."""
+
+    event: ClassVar[str] = "extend_case"
+    reason: str = field(validator=v.text(MAX_LINE))
+    until: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    approval_id: str | None = field(default=None, validator=optional(identifier))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        assert self.until is not None, "decide() fills until"
+        return {
+            "case_limit_extended_to": self.until,
+            "case_extensions": case.case_extensions + 1,
+        } | _use_approval(case, self.approval_id, at)
 
 
 @frozen
@@ -487,10 +685,12 @@ class StartAftercare(Command):
     event: ClassVar[str] = "start_aftercare"
     justification: str = field(validator=v.text(MAX_LINE))
     until: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    approval_id: str | None = field(default=None, validator=optional(identifier))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
         assert self.until is not None, "decide() fills until"
-        return {"aftercare": AftercarePlan(self.justification, at, self.until)}
+        changes = {"aftercare": AftercarePlan(self.justification, at, self.until)}
+        return changes | _use_approval(case, self.approval_id, at)
 
 
 @frozen
@@ -504,20 +704,199 @@ class CompleteAftercare(Command):
 
 @frozen
 class Reopen(Command):
-    """Reopen on recurrence: a new episode starts at intake."""
+    """Reopen on recurrence: a new episode starts at intake.
+
+    The old episode's needs, strengths, goals, service items, conferences, approvals, crisis
+    factors, screening and after-care stay in the history, not in the new working set; consents
+    of the scopes the policy asks to re-confirm (``lapsed_consents``, filled in by
+    :func:`~casemgmt_core.decide`) are no longer in force. Statutory overrides and mandatory
+    reports stay: the duty does not end with an episode.
+    """
 
     event: ClassVar[str] = "reopen"
     grounds: str = field(validator=v.text(MAX_LINE))
+    lapsed_consents: tuple[str, ...] = field(default=(), converter=v.to_tuple, validator=v.identifiers())
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        lapsed = frozenset(self.lapsed_consents)
         return {
             "episode": case.episode + 1,
             "episode_started_at": at,
+            "previous_episode": EpisodeRef(case.case_id, case.episode),
             "closure": None,
             "eligibility": None,
+            "screening": None,
             "resume_state": None,
             "plan_approved_at": None,
+            "consents": tuple(x for x in case.consents if x.consent_id not in lapsed),
+            "crisis_factors": frozenset(),
+            "information_only": False,
+            "counselling_only": False,
+            "needs": (),
+            "strengths": (),
+            "goals": (),
+            "service_items": (),
+            "conferences": (),
+            "approvals": (),
+            "aftercare": None,
+            "reassessed_at": None,
+            "last_contact_at": None,
+            "case_limit_extended_to": None,
+            "case_extensions": 0,
+            "referral_out": None,
+            "handed_over_to": None,
         }
+
+
+# -- approvals ----------------------------------------------------------------------------
+
+
+@frozen
+class RequestApproval(Command):
+    """Ask for a step to be approved (``subject``: the service item, for a service extension)."""
+
+    event: ClassVar[str] = "request_approval"
+    approval_id: str = field(validator=identifier)
+    step: ApprovalStep = field(validator=enum_member(ApprovalStep))
+    subject: str = field(default="", validator=v.line(v.MAX_IDENTIFIER, personal=False))
+    comment: str = field(default="", validator=v.text(MAX_LINE))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        request = Approval(self.approval_id, self.step, actor_id, at, self.subject, self.comment)
+        return {"approvals": (*case.approvals, request)}
+
+
+@frozen
+class Approve(Command):
+    """Approve a pending request (by a role the policy names, or citing a held conference)."""
+
+    event: ClassVar[str] = "approve"
+    approval_id: str = field(validator=identifier)
+    comment: str = field(default="", validator=v.text(MAX_LINE))
+    conference_id: str | None = field(default=None, validator=optional(identifier))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        return {
+            "approvals": _decided(
+                case,
+                self.approval_id,
+                ApprovalStatus.APPROVED,
+                actor_id,
+                at,
+                self.comment,
+                self.conference_id,
+            )
+        }
+
+
+@frozen
+class Reject(Command):
+    """Reject a pending request; ``comment`` says why (required)."""
+
+    event: ClassVar[str] = "reject"
+    approval_id: str = field(validator=identifier)
+    comment: str = field(validator=v.text(MAX_LINE))
+    conference_id: str | None = field(default=None, validator=optional(identifier))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        return {
+            "approvals": _decided(
+                case,
+                self.approval_id,
+                ApprovalStatus.REJECTED,
+                actor_id,
+                at,
+                self.comment,
+                self.conference_id,
+            )
+        }
+
+
+def _decided(
+    case: Case,
+    approval_id: str,
+    status: ApprovalStatus,
+    actor_id: str,
+    at: dt.datetime,
+    comment: str,
+    conference_id: str | None,
+) -> tuple[Approval, ...]:
+    return _replace_where(
+        case.approvals,
+        lambda a: a.approval_id == approval_id,
+        lambda a: evolve(
+            a,
+            status=status,
+            decided_by=actor_id,
+            decided_at=at,
+            decision_comment=comment,
+            conference_id=conference_id,
+        ),
+    )
+
+
+# -- transfers ----------------------------------------------------------------------------
+
+
+@frozen
+class TransferCase(Command):
+    """Hand the case to another caseworker or team, with a hand-over note; both sides are told.
+
+    A transfer to a team without a caseworker leaves the case unassigned until the team assigns
+    it (``assign``). ``from_caseworker_id`` and ``from_team_id`` are filled in by
+    :func:`~casemgmt_core.decide`.
+    """
+
+    event: ClassVar[str] = "transfer"
+    note: str = field(validator=v.text(MAX_LINE))
+    caseworker_id: str | None = field(default=None, validator=optional(identifier))
+    team_id: str | None = field(default=None, validator=optional(identifier))
+    from_caseworker_id: str | None = field(default=None, validator=optional(identifier))
+    from_team_id: str | None = field(default=None, validator=optional(identifier))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        changes: Changes = {"caseworker_id": self.caseworker_id}
+        if self.team_id is not None:
+            changes["team_id"] = self.team_id
+        return changes
+
+
+@frozen
+class ReferOut(Command):
+    """Refer the case to another agency, which accepts (the case closes as ``transferred``) or
+    declines (the case carries on here). Sharing the case needs a sharing consent for the agency,
+    or a statutory basis."""
+
+    event: ClassVar[str] = "refer_out"
+    agency: Agency = field(validator=instance_of(Agency))
+    note: str = field(default="", validator=v.text(MAX_LINE))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        return {"referral_out": AgencyReferral(self.agency, at)}
+
+
+@frozen
+class ReferralAccepted(Command):
+    """The agency accepted the referral: the case closes as transferred to it."""
+
+    event: ClassVar[str] = "referral_accepted"
+    reference: str = field(default="", validator=v.line(MAX_NAME, personal=False))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        assert case.referral_out is not None
+        agency = case.referral_out.agency
+        return wind_down(case, at, ClosureReason.TRANSFERRED) | {"handed_over_to": agency}
+
+
+@frozen
+class ReferralDeclined(Command):
+    """The agency declined the referral; ``reason`` says why. The case carries on here."""
+
+    event: ClassVar[str] = "referral_declined"
+    reason: str = field(validator=v.text(MAX_LINE))
+
+    def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
+        return {"referral_out": None}
 
 
 #: Every command class by its event name: the payload registry for serialisation and replay.
@@ -560,5 +939,16 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         StartAftercare,
         CompleteAftercare,
         Reopen,
+        ReviseGoal,
+        DropGoal,
+        ExtendService,
+        ExtendCase,
+        RequestApproval,
+        Approve,
+        Reject,
+        TransferCase,
+        ReferOut,
+        ReferralAccepted,
+        ReferralDeclined,
     )
 }

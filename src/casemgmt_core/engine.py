@@ -21,23 +21,36 @@ from . import commands as c
 from ._validation import DATE_MAX, MAX_LINE, check_identifier, check_instance, check_text, shown
 from .errors import REDACTED, InvalidData, TransitionRefused, UnknownCommand
 from .events import Event
-from .guards import NO_FACTS, Facts, Reason, Verdict
+from .guards import (
+    APPROVAL_STEPS,
+    NO_FACTS,
+    Facts,
+    Reason,
+    Verdict,
+    case_time_limit,
+    eligibility_failures,
+    relinked_from,
+)
 from .lifecycle import INITIAL_STATE, TABLE, CompiledTransition, allowed_events
 from .model import (
     REFERRING_BODY_CHANNELS,
     Actor,
+    ApprovalStatus,
+    ApprovalStep,
     Case,
     CaseState,
-    Closure,
     ClosureReason,
     ConsentScope,
+    EpisodeRef,
+    Goal,
     Household,
     JournalEntry,
     Member,
+    ScreeningReason,
 )
 from .policy import Policy
 
-__all__ = ["CLOCK_SKEW", "Decision", "apply", "decide", "journal", "replay"]
+__all__ = ["CLOCK_SKEW", "Decision", "PlanVersion", "apply", "decide", "journal", "plan_versions", "replay"]
 
 #: How far into the future a recorded fact (a referral, a consent) may be dated, to allow for
 #: clocks that differ a little between the device that recorded it and the server.
@@ -118,9 +131,12 @@ def decide(
                 raise _refused(case, command, verdict)
         if case.statutory_override is not None:
             legal_basis = _legal_basis(case, verdicts)
-    completed = complete(command, policy, now, facts) if complete is not None else command
+    completed = complete(case, command, policy, now, facts) if complete is not None else command
     if type(completed) is c.InvokeStatutoryOverride:
         legal_basis = completed.legal_basis
+    if isinstance(command, _APPROVED_STEPS):
+        completed = _with_approval_used(completed, command, verdicts)
+    reopening = type(command) is c.Reopen
     event = Event(
         case.case_id,
         case.version + 1,
@@ -134,8 +150,31 @@ def decide(
         note,
         legal_basis,
         correlation_id,
+        case.episode + 1 if reopening else case.episode,
+        EpisodeRef(case.case_id, case.episode) if reopening else case.previous_episode,
     )
     return Decision(_advance(case, event), (event,), verdicts)
+
+
+#: Commands that may use an approval (their ``approval_id`` is the approval used).
+_APPROVED_STEPS = (c.ApprovePlan, c.Close, c.ExtendCase, c.ExtendService, c.StartAftercare, c.LinkService)
+
+
+def _with_approval_used(completed: c.Command, command: c.Command, verdicts: tuple[Verdict, ...]) -> c.Command:
+    """The command naming the approval a guard allowed it with; a caller may name only that one."""
+    used = next((v.subject for v in verdicts if v.reason is Reason.APPROVED), None)
+    if used is not None:
+        return evolve(completed, **{"approval_id": used})
+    named = getattr(command, "approval_id", None)
+    if named is not None:
+        raise InvalidData(
+            "names an approval this step does not need (an approval is used only where the policy "
+            "or the rule asks for one)",
+            field="approval_id",
+            allowed="None",
+            value=shown(named),
+        )
+    return completed
 
 
 def _select(case: Case, command: c.Command) -> CompiledTransition:
@@ -182,6 +221,25 @@ def _open(
     correlation_id: str | None,
 ) -> Decision:
     _check_household(command.household, policy, now)
+    if command.previous_episode is not None:
+        raise InvalidData(
+            "is found in the household's earlier cases, not given by the caller",
+            field="previous_episode",
+            allowed="None",
+        )
+    previous = facts.previous_case
+    if previous is not None:
+        if previous.closure is not None and previous.closure.reason is ClosureReason.DEATH:
+            raise TransitionRefused(
+                case_id=command.case_id,
+                state="",
+                event="open",
+                guard="reopenable",
+                reason=Reason.CLOSED_BY_DEATH.value,
+                message=f"the household's case {previous.case_id!r} was closed on the client's death; "
+                "open a case for the surviving members as a new household instead",
+            )
+        command = evolve(command, previous_episode=EpisodeRef(previous.case_id, previous.episode))
     referral = command.referral
     _not_future(referral.received_at, now, "referral.received_at")
     if referral.channel in REFERRING_BODY_CHANNELS and referral.referring_agency is None:
@@ -202,6 +260,8 @@ def _open(
         note,
         None,
         correlation_id,
+        1,
+        command.previous_episode,
     )
     case = apply(None, opened)
     if facts.managed_elsewhere_by is None:
@@ -224,7 +284,9 @@ def _open(
 # Completions fill in what the policy derives, so that the recorded event replays without it.
 
 
-def _complete_override(command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> c.Command:
+def _complete_override(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> c.Command:
     assert isinstance(command, c.InvokeStatutoryOverride)
     rule = policy.statutory_rule(command.ground)
     assert rule is not None  # the ground_enabled guard has run
@@ -238,33 +300,133 @@ def _complete_override(command: c.Command, policy: Policy, now: dt.datetime, fac
     )
 
 
-def _complete_file_report(command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> c.Command:
+def _complete_file_report(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> c.Command:
     assert isinstance(command, c.FileMandatoryReport)
     return evolve(command, delivered_at=facts.report_delivered_at)
 
 
-def _complete_link(command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> c.Command:
+def _complete_link(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> c.Command:
     assert isinstance(command, c.LinkService)
-    if command.item.time_limit is not None:
+    item = command.item
+    relinked = relinked_from(case, item, policy)
+    if relinked is not None:
+        # It continues the earlier item: one more extension, from the end of its window.
+        earlier, window = relinked
+        limit = item.time_limit or policy.deadline(
+            max(window, item.start), policy.time_limits.service_extension
+        )
+        return evolve(
+            command,
+            item=evolve(item, time_limit=limit, extensions=earlier.extensions + 1, extended_at=item.start),
+        )
+    if item.time_limit is not None:
         return command
-    limit = command.item.start + dt.timedelta(days=policy.time_limits.service_item_max_days)
-    return evolve(command, item=evolve(command.item, time_limit=limit))
+    limit = policy.deadline(item.start, policy.time_limits.service_item_max)
+    return evolve(command, item=evolve(item, time_limit=limit))
 
 
-def _complete_aftercare(command: c.Command, policy: Policy, now: dt.datetime, facts: Facts) -> c.Command:
+def _complete_aftercare(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> c.Command:
     assert isinstance(command, c.StartAftercare)
+    _check_named_approval(case, command.approval_id, ApprovalStep.AFTERCARE)
     if command.until is not None:
         return command
-    return evolve(command, until=now + dt.timedelta(days=policy.time_limits.aftercare_days))
+    return evolve(command, until=policy.deadline(now, policy.time_limits.aftercare))
 
 
-Completion = Callable[[c.Command, Policy, dt.datetime, Facts], c.Command]
+def _service_limit(case: Case, item_id: str, policy: Policy) -> dt.datetime:
+    item = case.service_item(item_id)
+    assert item is not None
+    return item.time_limit or policy.deadline(item.start, policy.time_limits.service_item_max)
+
+
+def _complete_extend_service(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> c.Command:
+    assert isinstance(command, c.ExtendService)
+    if command.until is not None:
+        return command
+    current = _service_limit(case, command.item_id, policy)
+    return evolve(command, until=policy.deadline(max(current, now), policy.time_limits.service_extension))
+
+
+def _complete_extend_case(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> c.Command:
+    assert isinstance(command, c.ExtendCase)
+    if command.until is not None:
+        return command
+    current = case_time_limit(case, policy)
+    return evolve(command, until=policy.deadline(max(current, now), policy.time_limits.case_extension))
+
+
+def _screening_reason(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> ScreeningReason | None:
+    """The reason an exit records when the caller gives none: what the eligibility rules find."""
+    if isinstance(command, c.HandOver):
+        managing = facts.managed_elsewhere_by
+        if managing is not None and managing.id == command.agency.id:
+            return ScreeningReason.MANAGED_ELSEWHERE
+        return ScreeningReason.COMPETENT_AGENCY
+    failures = eligibility_failures(case, policy, now)
+    if isinstance(command, c.ReferToCounselling) and ScreeningReason.COUNSELLING_ONLY in failures:
+        return ScreeningReason.COUNSELLING_ONLY
+    return failures[0] if failures else None
+
+
+def _complete_exit(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> c.Command:
+    assert isinstance(command, c.Redirect | c.ReferToCounselling | c.Decline | c.HandOver)
+    if command.reason is not None:
+        return command
+    return evolve(command, reason=_screening_reason(case, command, policy, now, facts))
+
+
+def _complete_approve_plan(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> c.Command:
+    assert isinstance(command, c.ApprovePlan)
+    return evolve(command, version=case.plan_version + 1, goals=case.current_goals)
+
+
+def _complete_reopen(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> c.Command:
+    assert isinstance(command, c.Reopen)
+    scopes = policy.episodes.reconfirm_consents
+    return evolve(command, lapsed_consents=tuple(x.consent_id for x in case.consents if x.scope in scopes))
+
+
+def _complete_transfer(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
+) -> c.Command:
+    assert isinstance(command, c.TransferCase)
+    return evolve(command, from_caseworker_id=case.caseworker_id, from_team_id=case.team_id)
+
+
+Completion = Callable[[Case, c.Command, Policy, dt.datetime, Facts], c.Command]
 
 _COMPLETIONS: dict[type[c.Command], Completion] = {
     c.InvokeStatutoryOverride: _complete_override,
     c.FileMandatoryReport: _complete_file_report,
     c.LinkService: _complete_link,
     c.StartAftercare: _complete_aftercare,
+    c.ExtendService: _complete_extend_service,
+    c.ExtendCase: _complete_extend_case,
+    c.Redirect: _complete_exit,
+    c.ReferToCounselling: _complete_exit,
+    c.Decline: _complete_exit,
+    c.HandOver: _complete_exit,
+    c.ApprovePlan: _complete_approve_plan,
+    c.Reopen: _complete_reopen,
+    c.TransferCase: _complete_transfer,
 }
 
 
@@ -289,6 +451,7 @@ def apply(case: Case | None, event: Event) -> Case:
                 "opened_at": at,
                 "state_entered_at": at,
                 "episode_started_at": at,
+                "previous_episode": payload.previous_episode,
                 "version": 1,
             },
         )
@@ -326,9 +489,7 @@ _CASE_DEFAULTS = {a.name: a.default for a in attrs.fields(Case) if a.default is 
 
 
 def _closed_by_withdrawal(case: Case, at: dt.datetime) -> dict[str, object]:
-    if case.aftercare is not None and case.aftercare.ended_at is None:
-        return {"aftercare": evolve(case.aftercare, ended_at=at)}
-    return {"closure": Closure(ClosureReason.CONSENT_WITHDRAWN, at), "resume_state": None}
+    return c.wind_down(case, at, ClosureReason.CONSENT_WITHDRAWN)
 
 
 def journal(events: Iterable[Event]) -> list[JournalEntry]:
@@ -338,6 +499,55 @@ def journal(events: Iterable[Event]) -> list[JournalEntry]:
         for e in events
         if isinstance(p := e.payload, c.RecordJournal)
     ]
+
+
+class PlanVersion(NamedTuple):
+    """One approved version of a case's plan, and what changed since the version before."""
+
+    version: int
+    episode: int
+    approved_at: dt.datetime
+    approved_by: str
+    goals: tuple[Goal, ...]
+    added: tuple[str, ...]
+    """Goal ids new in this version."""
+    revised: tuple[str, ...]
+    """Goal ids whose wording or needs changed."""
+    dropped: tuple[str, ...]
+    """Goal ids in the version before and no longer in the plan."""
+
+
+def plan_versions(events: Iterable[Event]) -> list[PlanVersion]:
+    """Every approved plan of a case, oldest first, from its events (``approve_plan``)."""
+    out: list[PlanVersion] = []
+    before: dict[str, Goal] = {}
+    episode = 0
+    for e in events:
+        p = e.payload
+        if not isinstance(p, c.ApprovePlan):
+            continue
+        if e.episode != episode:  # a new episode plans from scratch
+            before, episode = {}, e.episode
+        now = {g.goal_id: g for g in p.goals}
+        out.append(
+            PlanVersion(
+                p.version if p.version is not None else len(out) + 1,
+                e.episode,
+                e.occurred_at,
+                e.actor_id,
+                p.goals,
+                tuple(k for k in now if k not in before),
+                tuple(
+                    k
+                    for k, g in now.items()
+                    if k in before
+                    and (g.description, g.need_ids) != (before[k].description, before[k].need_ids)
+                ),
+                tuple(k for k in before if k not in now),
+            )
+        )
+        before = now
+    return out
 
 
 def replay(events: Iterable[Event]) -> Case:
@@ -525,6 +735,11 @@ def _check_link_service(
         )
     if item.ended_at is not None:
         raise InvalidData("link the item first, then end it (end_service)", field="item.ended_at")
+    if item.extensions or item.extended_at is not None:
+        raise InvalidData(
+            "a new item has not been extended", field="item.extensions", allowed="0 and no extended_at"
+        )
+    _check_named_approval(case, command.approval_id, ApprovalStep.SERVICE_EXTENSION)
 
 
 def _check_end_service(
@@ -551,15 +766,6 @@ def _check_schedule_conference(
         raise InvalidData(
             "schedule the conference first, then record it (hold_conference)", field="conference.held"
         )
-
-
-def _check_approve_plan(
-    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
-) -> None:
-    assert isinstance(command, c.ApprovePlan)
-    known = [x.conference_id for x in case.conferences]
-    if command.conference_id is not None and command.conference_id not in known:
-        raise _missing("conference", command.conference_id, known, "conference_id")
 
 
 def _check_record_journal(
@@ -657,11 +863,17 @@ def _check_confirm_override(
 
 
 def _actor_refused(case: Case, command: c.Command, reason: Reason, message: str) -> TransitionRefused:
+    return _refused_actor(case, command, "statutory_actor", reason, message)
+
+
+def _refused_actor(
+    case: Case, command: c.Command, guard: str, reason: Reason, message: str
+) -> TransitionRefused:
     return TransitionRefused(
         case_id=case.case_id,
         state=case.state.value,
         event=command.event,
-        guard="statutory_actor",
+        guard=guard,
         reason=reason.value,
         message=message,
     )
@@ -671,6 +883,7 @@ def _check_start_aftercare(
     case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
 ) -> None:
     assert isinstance(command, c.StartAftercare)
+    _check_named_approval(case, command.approval_id, ApprovalStep.AFTERCARE)
     if command.until is not None:
         if command.until <= now:
             raise InvalidData(
@@ -686,6 +899,240 @@ def _check_hold_conference(
     pending = [x.conference_id for x in case.conferences if not x.held]
     if command.conference_id not in pending:
         raise _missing("conference not yet held", command.conference_id, pending, "conference_id")
+
+
+def _required_text(value: str, name: str) -> None:
+    if not value.strip():
+        raise InvalidData("must not be empty", field=name)
+
+
+def _no_caller_value(value: object, name: str, why: str) -> None:
+    if value is not None and value != ():
+        raise InvalidData(why, field=name, allowed="None (decide fills it in)", value=shown(value))
+
+
+def _check_screening_exit(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
+    assert isinstance(command, c.Redirect | c.ReferToCounselling | c.Decline | c.HandOver)
+    allowed = ", ".join(r.value for r in ScreeningReason if r is not ScreeningReason.ELIGIBLE)
+    reason = command.reason
+    if reason is ScreeningReason.ELIGIBLE:
+        raise InvalidData("is the reason for selecting, not for an exit", field="reason", allowed=allowed)
+    if isinstance(command, c.HandOver):
+        return
+    failures = eligibility_failures(case, policy, now)
+    if reason is None:
+        if not failures:
+            raise InvalidData(
+                "the household meets the eligibility rules: say why it leaves screening",
+                field="reason",
+                allowed=allowed,
+            )
+        return
+    # A reason the rules can check must hold: the record says what was true.
+    if reason in _CHECKABLE and reason not in failures:
+        raise InvalidData(
+            f"does not hold for this case (the eligibility rules find: "
+            f"{', '.join(failures) or 'none failing'})",
+            field="reason",
+            allowed=", ".join(failures) if failures else allowed,
+            value=reason.value,
+        )
+
+
+_CHECKABLE = frozenset(
+    {
+        ScreeningReason.INFORMATION_ONLY,
+        ScreeningReason.COUNSELLING_ONLY,
+        ScreeningReason.NOT_COMPLEX,
+        ScreeningReason.OUT_OF_JURISDICTION,
+        ScreeningReason.TARGET_RULE_UNMET,
+        ScreeningReason.NO_CONSENT,
+    }
+)
+
+
+def _check_named_approval(case: Case, approval_id: str | None, step: ApprovalStep) -> None:
+    if approval_id is None:
+        return
+    found = case.approval(approval_id)
+    if found is None or found.step is not step:
+        known = [a.approval_id for a in case.approvals if a.step is step]
+        raise _missing(f"{step.value} approval", approval_id, known, "approval_id")
+
+
+def _check_step_approval(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
+    _check_named_approval(case, getattr(command, "approval_id", None), APPROVAL_STEPS[command.event])
+
+
+def _check_approve_plan(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
+    assert isinstance(command, c.ApprovePlan)
+    known = [x.conference_id for x in case.conferences]
+    if command.conference_id is not None and command.conference_id not in known:
+        raise _missing("conference", command.conference_id, known, "conference_id")
+    _no_caller_value(command.version, "version", "is the plan's next version number, counted by the case")
+    _no_caller_value(command.goals, "goals", "are the plan's goals as the case holds them")
+    _check_step_approval(case, command, policy, now, actor)
+
+
+def _check_close(case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor) -> None:
+    _check_step_approval(case, command, policy, now, actor)
+
+
+def _check_reopen(case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor) -> None:
+    assert isinstance(command, c.Reopen)
+    _required_text(command.grounds, "grounds")
+    _no_caller_value(command.lapsed_consents, "lapsed_consents", "follow from the policy's episodes rules")
+
+
+def _check_revise_goal(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
+    assert isinstance(command, c.ReviseGoal)
+    open_goals = [g.goal_id for g in case.goals if g.open]
+    if command.goal_id not in open_goals:
+        raise _missing("open goal", command.goal_id, open_goals, "goal_id")
+    _required_text(command.description, "description")
+    _required_text(command.reason, "reason")
+    for need_id in command.need_ids:
+        if case.need(need_id) is None:
+            raise _missing("need", need_id, (n.need_id for n in case.needs), "need_ids")
+
+
+def _check_drop_goal(case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor) -> None:
+    assert isinstance(command, c.DropGoal)
+    current = [g.goal_id for g in case.goals if g.dropped_at is None]
+    if command.goal_id not in current:
+        raise _missing("goal in the plan", command.goal_id, current, "goal_id")
+    _required_text(command.reason, "reason")
+
+
+def _check_extend_service(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
+    assert isinstance(command, c.ExtendService)
+    running = [s.item_id for s in case.service_items if s.active]
+    if command.item_id not in running:
+        raise _missing("running service item", command.item_id, running, "item_id")
+    current = _service_limit(case, command.item_id, policy)
+    _check_extension(case, command, current, now, "the item's", ApprovalStep.SERVICE_EXTENSION)
+
+
+def _check_extension(
+    case: Case,
+    command: c.ExtendService | c.ExtendCase,
+    current: dt.datetime,
+    now: dt.datetime,
+    whose: str,
+    step: ApprovalStep,
+) -> None:
+    _required_text(command.reason, "reason")
+    earliest = max(current, now)
+    if command.until is not None and command.until <= earliest:
+        raise InvalidData(
+            f"must be after {whose} current limit and after now",
+            field="until",
+            allowed=f"after {earliest.isoformat()}",
+        )
+    _check_named_approval(case, command.approval_id, step)
+
+
+def _check_extend_case(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
+    assert isinstance(command, c.ExtendCase)
+    _check_extension(
+        case, command, case_time_limit(case, policy), now, "the case's", ApprovalStep.CASE_EXTENSION
+    )
+
+
+def _check_request_approval(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
+    assert isinstance(command, c.RequestApproval)
+    if case.approval(command.approval_id) is not None:
+        raise InvalidData(f"approval {command.approval_id!r} is already requested", field="approval_id")
+    if command.step is ApprovalStep.SERVICE_EXTENSION:
+        items = [s.item_id for s in case.service_items]
+        if command.subject not in items:
+            raise _missing("service item", command.subject, items, "subject")
+    elif command.subject:
+        raise InvalidData(
+            f"a {command.step.value} approval is about the case itself", field="subject", allowed="empty"
+        )
+    for a in case.approvals:
+        if (a.step, a.subject, a.status) == (command.step, command.subject, ApprovalStatus.PENDING):
+            raise InvalidData(
+                f"the same approval is already pending as {a.approval_id!r}",
+                field="step",
+                value=command.step.value,
+            )
+
+
+def _check_decide_approval(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
+    assert isinstance(command, c.Approve | c.Reject)
+    if isinstance(command, c.Reject):
+        _required_text(command.comment, "comment")
+    held = [x.conference_id for x in case.conferences if x.held]
+    if command.conference_id is not None and command.conference_id not in held:
+        raise _missing("case conference that was held", command.conference_id, held, "conference_id")
+    request = case.approval(command.approval_id)
+    if request is None or request.status is not ApprovalStatus.PENDING:
+        return  # the approval_pending guard refuses with its reason
+    rule = policy.approval_rule(request.step)
+    roles = rule.approved_by if rule is not None else frozenset({"supervisor"})
+    if actor.role not in roles:
+        raise _refused_actor(
+            case,
+            command,
+            "approval_actor",
+            Reason.ROLE_MAY_NOT_APPROVE,
+            f"role {actor.role!r} may not decide a {request.step.value} approval "
+            f"(roles allowed by the policy: {', '.join(sorted(roles))})",
+        )
+    if actor.id == request.requested_by:
+        raise _refused_actor(
+            case,
+            command,
+            "approval_actor",
+            Reason.SAME_PERSON,
+            "an approval is decided by someone other than the person who requested it",
+        )
+    if rule is not None and rule.by_conference and command.conference_id is None:
+        raise _refused_actor(
+            case,
+            command,
+            "approval_actor",
+            Reason.CONFERENCE_REQUIRED,
+            f"programme {policy.programme!r} has a case conference decide {request.step.value} "
+            "approvals: name the conference that was held (conference_id)",
+        )
+
+
+def _check_transfer(case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor) -> None:
+    assert isinstance(command, c.TransferCase)
+    _required_text(command.note, "note")
+    if command.caseworker_id is None and command.team_id is None:
+        raise InvalidData("name the caseworker or the team taking the case", field="caseworker_id")
+    _no_caller_value(command.from_caseworker_id, "from_caseworker_id", "is the case's current caseworker")
+    _no_caller_value(command.from_team_id, "from_team_id", "is the case's current team")
+    same_worker = command.caseworker_id in (None, case.caseworker_id)
+    if same_worker and command.team_id in (None, case.team_id):
+        raise InvalidData("the case is already with this caseworker and team", field="caseworker_id")
+
+
+def _check_referral_declined(
+    case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
+) -> None:
+    assert isinstance(command, c.ReferralDeclined)
+    _required_text(command.reason, "reason")
 
 
 Check = Callable[[Case, c.Command, Policy, dt.datetime, Actor], None]
@@ -707,6 +1154,21 @@ _CHECKS: dict[type[c.Command], Check] = {
     c.InvokeStatutoryOverride: _check_invoke_override,
     c.ConfirmStatutoryOverride: _check_confirm_override,
     c.StartAftercare: _check_start_aftercare,
+    c.Redirect: _check_screening_exit,
+    c.ReferToCounselling: _check_screening_exit,
+    c.Decline: _check_screening_exit,
+    c.HandOver: _check_screening_exit,
+    c.Close: _check_close,
+    c.Reopen: _check_reopen,
+    c.ReviseGoal: _check_revise_goal,
+    c.DropGoal: _check_drop_goal,
+    c.ExtendService: _check_extend_service,
+    c.ExtendCase: _check_extend_case,
+    c.RequestApproval: _check_request_approval,
+    c.Approve: _check_decide_approval,
+    c.Reject: _check_decide_approval,
+    c.TransferCase: _check_transfer,
+    c.ReferralDeclined: _check_referral_declined,
 }
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 from attrs import frozen
 
 from .commands import Command
-from .model import CaseState
+from .model import CaseState, EpisodeRef
 
 __all__ = ["Event"]
 
@@ -34,6 +34,10 @@ class Event:
     legal_basis: str | None = None
     """Set where a statutory override allowed the change, or for the override itself."""
     correlation_id: str | None = None
+    episode: int = 1
+    """The case's episode this event belongs to (a reopening starts the next one)."""
+    previous_episode: EpisodeRef | None = None
+    """The household's episode before this one, of this case or of an earlier case."""
 
     @property
     def event_id(self) -> str:

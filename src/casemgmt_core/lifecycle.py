@@ -27,6 +27,7 @@ __all__ = [
     "EVENTS",
     "FINAL_STATES",
     "INITIAL_STATE",
+    "LIMITED_EVENTS",
     "LIVE_STATES",
     "TABLE",
     "CompiledTransition",
@@ -50,6 +51,28 @@ _OPEN = (S.REFERRED, *ACTIVE_STATES, S.CRISIS)
 LIVE_STATES = frozenset((*_OPEN, S.AFTERCARE))
 _WORKING = (S.ASSESSMENT, S.PLANNING, S.SERVICE, S.REASSESSMENT)
 _EXIT_GUARDS = ("no_statutory_duty", "reports_filed")
+_AFTER_INTAKE = (*_WORKING, S.CRISIS)
+
+#: Events that move a case on or give it new work. Past the episode's time limit these are
+#: refused (guard ``within_case_limit``, reason ``case_limit_reached``) in every active stage:
+#: the case can still be recorded, wound down, closed, put into crisis intervention or extended.
+LIMITED_EVENTS = frozenset(
+    {
+        "complete_intake",
+        "select",
+        "record_need",
+        "record_strength",
+        "complete_assessment",
+        "set_goal",
+        "revise_goal",
+        "approve_plan",
+        "link_service",
+        "extend_service",
+        "start_reassessment",
+        "revise_plan",
+        "resume_service",
+    }
+)
 
 
 @frozen
@@ -71,7 +94,7 @@ def _t(
     return TransitionSpec(event, tuple(sources), dest, tuple(guards), branch)
 
 
-DEFINITION: tuple[TransitionSpec, ...] = (
+_DEFINED: tuple[TransitionSpec, ...] = (
     # referral and intake
     _t("start_intake", [S.REFERRED], S.INTAKE),
     _t("hand_over", [S.REFERRED, S.INTAKE, S.SCREENING], S.HANDED_OVER, ["reports_filed"]),
@@ -83,7 +106,7 @@ DEFINITION: tuple[TransitionSpec, ...] = (
     _t("decline", [S.INTAKE, S.SCREENING], S.DECLINED, _EXIT_GUARDS),
     # assessment, planning, service and monitoring, reassessment
     _t("complete_assessment", [S.ASSESSMENT], S.PLANNING, ["data_consent", "needs_recorded"]),
-    _t("approve_plan", [S.PLANNING], S.SERVICE, ["service_consent", "plan_has_goals"]),
+    _t("approve_plan", [S.PLANNING], S.SERVICE, ["service_consent", "plan_has_goals", "approval"]),
     _t("start_reassessment", [S.SERVICE], S.REASSESSMENT),
     _t("revise_plan", [S.REASSESSMENT], S.PLANNING),
     _t("resume_service", [S.REASSESSMENT], S.SERVICE, ["service_consent"]),
@@ -94,7 +117,7 @@ DEFINITION: tuple[TransitionSpec, ...] = (
         for state in ACTIVE_STATES
     ),
     # closure, after-care, recurrence
-    _t("close", [*_WORKING, S.CRISIS], S.CLOSED, ["closure_reason_fits", "reports_filed"]),
+    _t("close", [*_WORKING, S.CRISIS], S.CLOSED, ["closure_reason_fits", "reports_filed", "approval"]),
     _t(
         "withdraw_consent",
         [*ACTIVE_STATES, S.CRISIS, S.AFTERCARE],
@@ -102,11 +125,16 @@ DEFINITION: tuple[TransitionSpec, ...] = (
         branch="if_last_service_consent",
     ),
     _t("withdraw_consent", [*ACTIVE_STATES, S.CRISIS, S.AFTERCARE], None),
-    _t("start_aftercare", [S.CLOSED], S.AFTERCARE, ["aftercare_justified"]),
+    _t("start_aftercare", [S.CLOSED], S.AFTERCARE, ["aftercare_justified", "approval"]),
     _t("complete_aftercare", [S.AFTERCARE], S.CLOSED),
     _t("reopen", [S.CLOSED, S.AFTERCARE], S.INTAKE, ["reopenable"]),
+    # referral to another agency after intake: accepted, the case closes as transferred
+    _t("refer_out", _AFTER_INTAKE, None, ["sharing_consent", "no_referral_pending"]),
+    _t("referral_accepted", _AFTER_INTAKE, S.CLOSED, ["referral_pending", "reports_filed"]),
+    _t("referral_declined", _AFTER_INTAKE, None, ["referral_pending"]),
     # records that do not change the stage
     _t("assign", [*_OPEN, S.AFTERCARE], None),
+    _t("transfer", [*_OPEN, S.AFTERCARE], None),
     _t("record_crisis_factor", _OPEN, None),
     _t("record_intake_findings", [S.INTAKE, S.SCREENING], None),
     _t("record_consent", [*_OPEN, S.AFTERCARE], None, ["valid_consent_giver"]),
@@ -116,6 +144,8 @@ DEFINITION: tuple[TransitionSpec, ...] = (
     _t("record_need", _WORKING, None, ["data_consent"]),
     _t("record_strength", _WORKING, None, ["data_consent"]),
     _t("set_goal", [S.PLANNING, S.REASSESSMENT], None, ["service_consent"]),
+    _t("revise_goal", [S.PLANNING, S.REASSESSMENT], None, ["service_consent"]),
+    _t("drop_goal", [S.PLANNING, S.REASSESSMENT], None),
     _t("achieve_goal", [S.SERVICE, S.REASSESSMENT], None),
     _t("schedule_conference", [*_WORKING, S.CRISIS], None),
     _t("hold_conference", [*_WORKING, S.CRISIS], None),
@@ -123,11 +153,33 @@ DEFINITION: tuple[TransitionSpec, ...] = (
         "link_service",
         [S.PLANNING, S.SERVICE, S.CRISIS],
         None,
-        ["sharing_consent", "service_not_duplicated", "within_time_limit"],
+        ["sharing_consent", "service_not_duplicated", "within_time_limit", "relink_justified"],
     ),
     _t("end_service", [S.PLANNING, S.SERVICE, S.REASSESSMENT, S.CRISIS], None),
+    _t(
+        "extend_service",
+        [S.PLANNING, S.SERVICE, S.REASSESSMENT, S.CRISIS],
+        None,
+        ["extension_within_policy", "extension_justified"],
+    ),
+    _t("extend_case", [*ACTIVE_STATES, S.CRISIS], None, ["approval", "extension_within_policy"]),
+    # approvals: requested, then approved or rejected (after closure too, for after-care)
+    _t("request_approval", [*_OPEN, S.CLOSED, S.AFTERCARE], None),
+    _t("approve", [*_OPEN, S.CLOSED, S.AFTERCARE], None, ["approval_pending"]),
+    _t("reject", [*_OPEN, S.CLOSED, S.AFTERCARE], None, ["approval_pending"]),
     _t("record_journal", [*_OPEN, S.AFTERCARE], None),
 )
+
+
+def _limited(t: TransitionSpec) -> TransitionSpec:
+    """``t`` with the case time limit first among its guards, if it is limited work."""
+    if t.event not in LIMITED_EVENTS:
+        return t
+    return TransitionSpec(t.event, t.sources, t.dest, ("within_case_limit", *t.guards), t.branch)
+
+
+DEFINITION: tuple[TransitionSpec, ...] = tuple(_limited(t) for t in _DEFINED)
+
 
 #: Every event name, ``open`` included (it creates the case in the initial state).
 EVENTS: tuple[str, ...] = ("open", *dict.fromkeys(t.event for t in DEFINITION))

@@ -31,7 +31,11 @@ from .errors import InvalidData
 __all__ = [
     "Actor",
     "Agency",
+    "AgencyReferral",
     "AftercarePlan",
+    "Approval",
+    "ApprovalStatus",
+    "ApprovalStep",
     "Case",
     "CaseConference",
     "CaseState",
@@ -42,6 +46,7 @@ __all__ = [
     "ConsentScope",
     "CrisisFactor",
     "EligibilityDecision",
+    "EpisodeRef",
     "Goal",
     "Household",
     "JournalEntry",
@@ -53,6 +58,8 @@ __all__ = [
     "Referral",
     "ReferralChannel",
     "ResourceKind",
+    "ScreeningReason",
+    "ScreeningResult",
     "ServiceItem",
     "StatutoryGround",
     "StatutoryOverride",
@@ -174,6 +181,51 @@ class EligibilityDecision(StrEnum):
     SINGLE_SERVICE = "single_service"
     GENERAL_COUNSELLING = "general_counselling"
     NOT_ELIGIBLE = "not_eligible"
+    HANDED_OVER = "handed_over"
+    """Another agency manages the household, or is the competent one."""
+
+
+class ScreeningReason(StrEnum):
+    """Why screening decided as it did: recorded with every exit (and with selection)."""
+
+    ELIGIBLE = "eligible"
+    INFORMATION_ONLY = "information_only"
+    COUNSELLING_ONLY = "counselling_only"
+    NOT_COMPLEX = "not_complex"
+    OUT_OF_JURISDICTION = "out_of_jurisdiction"
+    TARGET_RULE_UNMET = "target_rule_unmet"
+    NO_CONSENT = "no_consent"
+    """Neither consent nor a statutory basis."""
+    HOUSEHOLD_DECLINED = "household_declined"
+    """The household does not want case management."""
+    MANAGED_ELSEWHERE = "managed_elsewhere"
+    COMPETENT_AGENCY = "competent_agency"
+    """Another agency is competent (child protection, a mental-health centre)."""
+    OTHER = "other"
+    """Any other reason: the command's note says which."""
+
+
+class ApprovalStep(StrEnum):
+    """A step a policy may require an approval for (``Policy.approvals``)."""
+
+    PLAN = "plan"
+    """``approve_plan``: the plan goes into service."""
+    CLOSURE = "closure"
+    """``close``."""
+    CASE_EXTENSION = "case_extension"
+    """``extend_case``."""
+    SERVICE_EXTENSION = "service_extension"
+    """``extend_service``, and relinking a service within its limit window."""
+    AFTERCARE = "aftercare"
+    """``start_aftercare``."""
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    USED = "used"
+    """Approved, and the step it allowed was taken."""
 
 
 @frozen
@@ -311,6 +363,15 @@ class Goal:
     description: str = field(validator=v.text(MAX_LINE))
     need_ids: tuple[str, ...] = field(default=(), converter=to_tuple, validator=v.identifiers())
     achieved_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    revision: int = field(default=0, validator=v.integer(0, 10_000))
+    """How many times the goal was revised (``revise_goal``)."""
+    dropped_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    drop_reason: str = field(default="", validator=v.text(MAX_LINE))
+
+    @property
+    def open(self) -> bool:
+        """Neither achieved nor dropped."""
+        return self.achieved_at is None and self.dropped_at is None
 
 
 @frozen
@@ -327,6 +388,12 @@ class ServiceItem:
     time_limit: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
     ended_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
     outcome: str = field(default="", validator=v.text(MAX_LINE))
+    extensions: int = field(default=0, validator=v.integer(0, 10_000))
+    """How many times the service was extended (``extend_service``, or relinking it for the same
+    need within its limit window, which continues the earlier item)."""
+    extended_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    """When the current period began by an extension; a further extension needs a reassessment
+    since then (or since ``start``)."""
 
     @property
     def active(self) -> bool:
@@ -357,6 +424,56 @@ class JournalEntry:
 class Closure:
     reason: ClosureReason = field(validator=enum_member(ClosureReason))
     closed_at: dt.datetime = field(validator=aware_datetime)
+
+
+@frozen
+class ScreeningResult:
+    """What screening decided, why, and when (``service``: the single service redirected to;
+    ``agency_id``: the agency handed over to)."""
+
+    decision: EligibilityDecision = field(validator=enum_member(EligibilityDecision))
+    reason: ScreeningReason = field(validator=enum_member(ScreeningReason))
+    decided_at: dt.datetime = field(validator=aware_datetime)
+    service: str | None = field(default=None, validator=optional(identifier))
+    agency_id: str | None = field(default=None, validator=optional(identifier))
+
+
+@frozen
+class EpisodeRef:
+    """An episode of a case: the link from a new episode to the one before it."""
+
+    case_id: str = field(validator=identifier)
+    episode: int = field(validator=v.integer(1, 10_000))
+
+
+@frozen
+class Approval:
+    """A request that a step be approved, and its decision.
+
+    ``subject`` says what within the case it is about (a service item's id for a service
+    extension), empty for the case itself.
+    """
+
+    approval_id: str = field(validator=identifier)
+    step: ApprovalStep = field(validator=enum_member(ApprovalStep))
+    requested_by: str = field(validator=identifier)
+    requested_at: dt.datetime = field(validator=aware_datetime)
+    subject: str = field(default="", validator=v.line(MAX_IDENTIFIER, personal=False))
+    comment: str = field(default="", validator=v.text(MAX_LINE))
+    status: ApprovalStatus = field(default=ApprovalStatus.PENDING, validator=enum_member(ApprovalStatus))
+    decided_by: str | None = field(default=None, validator=optional(identifier))
+    decided_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    decision_comment: str = field(default="", validator=v.text(MAX_LINE))
+    conference_id: str | None = field(default=None, validator=optional(identifier))
+    """The case conference that decided, where the policy has conferences approve the step."""
+
+
+@frozen
+class AgencyReferral:
+    """A referral of the case to another agency, awaiting its answer."""
+
+    agency: Agency = field(validator=instance_of(Agency))
+    referred_at: dt.datetime = field(validator=aware_datetime)
 
 
 def _after_start(instance: AftercarePlan, attribute: object, value: dt.datetime) -> None:
@@ -424,6 +541,26 @@ class Case:
     handed_over_to: Agency | None = field(default=None, validator=instance_of(Agency, nullable=True))
     last_contact_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
     plan_approved_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    plan_version: int = field(default=0, validator=v.integer(0, 10_000))
+    """The number of the plan last approved (``approve_plan``), counted over the case's life."""
+    reassessed_at: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    """When a reassessment was last completed (``revise_plan`` or ``resume_service``)."""
+    screening: ScreeningResult | None = field(
+        default=None, validator=instance_of(ScreeningResult, nullable=True)
+    )
+    previous_episode: EpisodeRef | None = field(
+        default=None, validator=instance_of(EpisodeRef, nullable=True)
+    )
+    """The household's episode before this one: of this case (reopened) or of an earlier case."""
+    team_id: str | None = field(default=None, validator=optional(identifier))
+    approvals: tuple[Approval, ...] = field(default=(), validator=items_of(Approval, limit=10_000))
+    case_limit_extended_to: dt.datetime | None = field(default=None, validator=optional(aware_datetime))
+    """The episode's time limit as last extended (``extend_case``); ``None``: the policy's."""
+    case_extensions: int = field(default=0, validator=v.integer(0, 10_000))
+    referral_out: AgencyReferral | None = field(
+        default=None, validator=instance_of(AgencyReferral, nullable=True)
+    )
+    """A referral to another agency awaiting its answer (``refer_out``)."""
 
     @property
     def household_id(self) -> str:
@@ -443,3 +580,20 @@ class Case:
             if s.item_id == item_id:
                 return s
         return None
+
+    def goal(self, goal_id: str) -> Goal | None:
+        for g in self.goals:
+            if g.goal_id == goal_id:
+                return g
+        return None
+
+    def approval(self, approval_id: str) -> Approval | None:
+        for a in self.approvals:
+            if a.approval_id == approval_id:
+                return a
+        return None
+
+    @property
+    def current_goals(self) -> tuple[Goal, ...]:
+        """The plan's goals: all but the dropped ones."""
+        return tuple(g for g in self.goals if g.dropped_at is None)

@@ -65,6 +65,15 @@ def notifications_for(events: Iterable[Event]) -> tuple[Notification, ...]:
                 )
         elif isinstance(p, c.HandOver):
             out.append(_note(event, NotificationKind.HAND_OVER, p.agency.id))
+        elif isinstance(p, c.TransferCase):
+            # Both sides: who gives the case up and who takes it (a team where no one is named).
+            giving, taking = p.from_caseworker_id or p.from_team_id, p.caseworker_id or p.team_id
+            if giving is not None and giving != taking:
+                out.append(_note(event, NotificationKind.TRANSFER, giving, side="from"))
+            if taking is not None:
+                out.append(_note(event, NotificationKind.TRANSFER, taking, side="to"))
+        elif isinstance(p, c.ReferOut):
+            out.append(_note(event, NotificationKind.AGENCY_REFERRAL, p.agency.id))
         elif isinstance(p, c.LinkService) and p.item.resource is ResourceKind.FORMAL:
             out.append(
                 _note(

@@ -13,6 +13,7 @@ a deadline past what the engine's date arithmetic can hold.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Mapping
 from enum import StrEnum
@@ -38,12 +39,17 @@ from ._checks import (
 )
 from ._validation import MAX_LINE, MAX_NAME, boolean, check_identifier, enum_member, integer, line, optional
 from .commands import COMMAND_TYPES
+from .durations import Duration, time_zone
 from .errors import InvalidData, PolicyError
-from .model import CrisisFactor, StatutoryGround
+from .model import ApprovalStep, ClosureReason, ConsentScope, CrisisFactor, StatutoryGround
 
 __all__ = [
+    "APPROVAL_EVENTS",
     "AccessRules",
+    "ApprovalRule",
+    "ApprovalStep",
     "Eligibility",
+    "Episodes",
     "Policy",
     "StatutoryRule",
     "StatutorySubject",
@@ -106,26 +112,143 @@ def _age_range(instance: object, attribute: Attribute[Any], value: object) -> No
         )
 
 
-_days = integer(1, MAX_DAYS)
+def _as_duration(value: object) -> object:
+    """Converter: a duration from days, words or ISO 8601 (see :class:`~casemgmt_core.Duration`);
+    anything else is left for the validator, which names the field."""
+    try:
+        return Duration.parse(value)
+    except InvalidData:
+        return value
+
+
+def _duration(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if type(value) is not Duration:
+        Duration.parse(value, f"{type(instance).__name__}.{attribute.name}")
 
 
 @frozen
 class TimeLimits:
-    """Days unless named otherwise; each from 1 to 36 500 (100 years). Reminders start
-    ``reminder_lead_days`` (0 to 365) before a deadline."""
+    """How long each step may take. Each is a :class:`~casemgmt_core.Duration`: a whole number of
+    days, words (``"6 months"``, ``"2 weeks"``) or ISO 8601 (``"P6M"``), from 1 day to 100 years,
+    counted on calendar dates in the policy's ``time_zone``. Reminders start
+    ``reminder_lead_days`` (0 to 365) before a deadline.
 
-    assessment_days: int = field(default=14, validator=_days)
+    The names of version 0.1 (``service_item_max_days = 183`` and the like) are still read from
+    TOML, as whole days."""
+
+    assessment: Duration = field(default=Duration(0, 14), converter=_as_duration, validator=_duration)
     """From selection to a completed needs assessment."""
-    plan_days: int = field(default=30, validator=_days)
+    plan: Duration = field(default=Duration(0, 30), converter=_as_duration, validator=_duration)
     """From a completed assessment to an approved plan."""
-    service_item_max_days: int = field(default=183, validator=_days)
-    """Longest a service item may run (about six months) before the family takes it over."""
-    case_max_days: int = field(default=365, validator=_days)
-    """A case should not run past this without a deliberate decision."""
-    reassessment_interval_days: int = field(default=90, validator=_days)
-    aftercare_days: int = field(default=180, validator=_days)
-    no_contact_days: int = field(default=30, validator=_days)
+    service_item_max: Duration = field(default=Duration(6, 0), converter=_as_duration, validator=_duration)
+    """Longest a service item may run before the family takes it over. Relinking the same
+    service for the same need within this window of the earlier item's start counts as an
+    extension."""
+    case_max: Duration = field(default=Duration(12, 0), converter=_as_duration, validator=_duration)
+    """From the start of an episode: past it only closure, crisis intervention and an extension
+    (``extend_case``) are accepted."""
+    reassessment_interval: Duration = field(
+        default=Duration(0, 90), converter=_as_duration, validator=_duration
+    )
+    aftercare: Duration = field(default=Duration(6, 0), converter=_as_duration, validator=_duration)
+    no_contact: Duration = field(default=Duration(0, 30), converter=_as_duration, validator=_duration)
+    """Without a recorded contact for this long, a case is due for closure as unreachable."""
+    approval: Duration = field(default=Duration(0, 7), converter=_as_duration, validator=_duration)
+    """How long an approval may stay pending before it is overdue."""
+    service_extension: Duration = field(default=Duration(6, 0), converter=_as_duration, validator=_duration)
+    """Longest one extension of a service item may add."""
+    max_service_extensions: int = field(default=1, validator=integer(0, 100))
+    """How many times one service item may be extended (0 to 100)."""
+    case_extension: Duration = field(default=Duration(6, 0), converter=_as_duration, validator=_duration)
+    """Longest one extension of a case may add."""
+    max_case_extensions: int = field(default=2, validator=integer(0, 100))
+    """How many times one episode may be extended (0 to 100)."""
     reminder_lead_days: int = field(default=14, validator=integer(0, 365))
+
+
+#: The names of version 0.1, read as whole days.
+LEGACY_TIME_LIMITS = {
+    "assessment_days": "assessment",
+    "plan_days": "plan",
+    "service_item_max_days": "service_item_max",
+    "case_max_days": "case_max",
+    "reassessment_interval_days": "reassessment_interval",
+    "aftercare_days": "aftercare",
+    "no_contact_days": "no_contact",
+}
+
+
+#: The event each approval step allows.
+APPROVAL_EVENTS: Mapping[ApprovalStep, str] = {
+    ApprovalStep.PLAN: "approve_plan",
+    ApprovalStep.CLOSURE: "close",
+    ApprovalStep.CASE_EXTENSION: "extend_case",
+    ApprovalStep.SERVICE_EXTENSION: "extend_service",
+    ApprovalStep.AFTERCARE: "start_aftercare",
+}
+
+
+@frozen
+class ApprovalRule:
+    """Who approves a step: one of ``approved_by`` (role names), or, with ``by_conference``, a
+    case conference that was held (the approval names it)."""
+
+    approved_by: frozenset[str] = field(
+        default=frozenset({"supervisor"}),
+        converter=_frozen,
+        validator=_names(limit=_MAX_ROLES, non_empty=True),
+    )
+    by_conference: bool = field(default=False, validator=boolean)
+
+
+def _approval_table(instance: object, attribute: Attribute[Any], value: object) -> None:
+    ok = isinstance(value, Mapping) and all(
+        type(k) is ApprovalStep and type(v) is ApprovalRule for k, v in value.items()
+    )
+    if not ok:
+        raise InvalidData(
+            "must map approval steps to rules",
+            field=f"{type(instance).__name__}.{attribute.name}",
+            allowed=f"a mapping of ApprovalStep ({', '.join(ApprovalStep)}) to ApprovalRule",
+        )
+
+
+_DEFAULT_AFTERCARE_AFTER = frozenset(
+    {ClosureReason.GOALS_MET, ClosureReason.SELF_RELIANT, ClosureReason.MAXIMUM_DURATION}
+)
+
+
+def _closure_reasons(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if type(value) is not frozenset or not all(type(v) is ClosureReason for v in value):
+        raise InvalidData(
+            "must be a set of closure reasons",
+            field=f"{type(instance).__name__}.{attribute.name}",
+            allowed=", ".join(ClosureReason),
+        )
+
+
+def _consent_scopes(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if type(value) is not frozenset or not all(type(v) is ConsentScope for v in value):
+        raise InvalidData(
+            "must be a set of consent scopes",
+            field=f"{type(instance).__name__}.{attribute.name}",
+            allowed=", ".join(ConsentScope),
+        )
+
+
+@frozen
+class Episodes:
+    """What closure and recurrence do."""
+
+    aftercare_after: frozenset[ClosureReason] = field(
+        default=_DEFAULT_AFTERCARE_AFTER, converter=_frozen, validator=_closure_reasons
+    )
+    """Closure reasons after which after-care may start."""
+    reconfirm_consents: frozenset[ConsentScope] = field(
+        default=frozenset(ConsentScope), converter=_frozen, validator=_consent_scopes
+    )
+    """Consent scopes a reopened episode asks for again: consents of these scopes stay in the
+    history and are no longer in force; others carry over."""
 
 
 @frozen
@@ -216,7 +339,9 @@ def _default_statutory() -> dict[StatutoryGround, StatutoryRule]:
 
 
 #: Events only a supervisor may issue by default: decisions a caseworker's work is checked by.
-_SUPERVISOR_ONLY = frozenset({"reopen", "approve_plan", "confirm_override"})
+_SUPERVISOR_ONLY = frozenset(
+    {"reopen", "approve_plan", "confirm_override", "extend_case", "approve", "reject"}
+)
 
 
 def _default_access() -> dict[str, frozenset[str]]:
@@ -290,6 +415,18 @@ def _statutory_table(instance: object, attribute: Attribute[Any], value: object)
         )
 
 
+def _zone(instance: object, attribute: Attribute[Any], value: Any) -> None:
+    try:
+        time_zone(value)
+    except InvalidData as exc:
+        raise InvalidData(
+            exc.message,
+            field=f"{type(instance).__name__}.{attribute.name}",
+            allowed=exc.allowed,
+            value=exc.value,
+        ) from None
+
+
 def _programme(instance: object, attribute: Attribute[Any], value: object) -> None:
     check_identifier(value, f"{type(instance).__name__}.{attribute.name}", limit=MAX_NAME)
 
@@ -306,6 +443,22 @@ class Policy:
         factory=_default_statutory, validator=_statutory_table
     )
     access: AccessRules = field(default=AccessRules(), validator=kind_of(AccessRules))
+    approvals: Mapping[ApprovalStep, ApprovalRule] = field(factory=dict, validator=_approval_table)
+    """Steps that need an approval before they are taken, and by whom (default: none)."""
+    episodes: Episodes = field(default=Episodes(), validator=kind_of(Episodes))
+    time_zone: str = field(default="Asia/Seoul", validator=_zone)
+    """The IANA time zone whose calendar the time limits are counted in."""
+
+    @property
+    def zone(self) -> dt.tzinfo:
+        return time_zone(self.time_zone)
+
+    def deadline(self, start: dt.datetime, limit: Duration) -> dt.datetime:
+        """``limit`` after ``start``, on the programme's calendar."""
+        return limit.after(start, time_zone(self.time_zone))
+
+    def approval_rule(self, step: ApprovalStep) -> ApprovalRule | None:
+        return self.approvals.get(step)
 
     def statutory_rule(self, ground: StatutoryGround) -> StatutoryRule | None:
         rule = self.statutory.get(ground)
@@ -369,6 +522,52 @@ def _converter() -> cattrs.Converter:
             raise ValueError(f"names {len(roles)} roles (allowed: at most {_MAX_ROLES})")
         return AccessRules(roles)
 
+    def time_limits(value: Any, _: Any) -> TimeLimits:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"must be a table, not {describe(value)}")
+        table = dict(value)
+        legacy: list[Problem] = []
+        for old, new in LEGACY_TIME_LIMITS.items():
+            if old in table:
+                days = table.pop(old)
+                if new in table:
+                    legacy.append(((old,), f"names the same limit as {new!r}: give one of them"))
+                elif type(days) is not int or not 1 <= days <= MAX_DAYS:
+                    legacy.append(
+                        ((old,), f"must be a whole number of days from 1 to {MAX_DAYS}, not {describe(days)}")
+                    )
+                else:
+                    table[new] = days
+        try:
+            limits = structure_fields(conv, TimeLimits, table)
+        except Invalid as exc:
+            raise Invalid([*legacy, *exc.problems]) from None
+        if legacy:
+            raise Invalid(legacy)
+        return limits
+
+    def approvals(value: Any, _: Any) -> dict[ApprovalStep, ApprovalRule]:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"must be a table of steps, not {describe(value)}")
+        steps = {s.value: s for s in ApprovalStep}
+        problems: list[Problem] = []
+        out: dict[ApprovalStep, ApprovalRule] = {}
+        for key, raw in value.items():
+            step = steps.get(key)
+            if step is None:
+                problems.append(((str(key),), f"unknown step (allowed: {', '.join(steps)})"))
+                continue
+            try:
+                out[step] = structure_fields(conv, ApprovalRule, raw)
+            except Invalid as exc:
+                problems.extend(((key, *p), m) for p, m in exc.problems)
+        if problems:
+            raise Invalid(problems)
+        return out
+
+    conv.register_structure_hook(Duration, lambda v, _: Duration.parse(v))
+    conv.register_structure_hook(TimeLimits, time_limits)
+    conv.register_structure_hook_func(lambda t: t == Mapping[ApprovalStep, ApprovalRule], approvals)
     conv.register_structure_hook_func(lambda t: t == Mapping[StatutoryGround, StatutoryRule], statutory)
     conv.register_structure_hook(AccessRules, access)
     return conv
@@ -385,6 +584,16 @@ def _check(policy: Policy) -> list[Problem]:
                 "the duty to intervene in child abuse is statutory and cannot be disabled",
             )
         )
+    for step, approval in policy.approvals.items():
+        for decision in ("approve", "reject"):
+            unable = sorted(r for r in approval.approved_by if not policy.access.allows(r, decision))
+            if unable:
+                problems.append(
+                    (
+                        ("approvals", step.value, "approved_by"),
+                        f"names roles the access table does not allow to {decision}: {', '.join(unable)}",
+                    )
+                )
     needs = "an enabled ground needs a legal_basis and an authority"
     for ground, rule in policy.statutory.items():
         for name in ("legal_basis", "authority"):

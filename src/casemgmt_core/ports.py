@@ -45,6 +45,10 @@ class NotificationKind(StrEnum):
     SERVICE_REFERRAL = "service_referral"
     CONFERENCE_SCHEDULED = "conference_scheduled"
     REMINDER = "reminder"
+    TRANSFER = "transfer"
+    """To the caseworker (or team) giving up a case and to the one taking it."""
+    AGENCY_REFERRAL = "agency_referral"
+    """To an agency the case is referred to after intake."""
 
 
 @frozen

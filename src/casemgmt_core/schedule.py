@@ -8,8 +8,9 @@ from enum import StrEnum
 
 from attrs import frozen
 
-from .lifecycle import ACTIVE_STATES
-from .model import Case, CaseState
+from .guards import case_time_limit
+from .lifecycle import ACTIVE_STATES, FINAL_STATES
+from .model import ApprovalStatus, Case, CaseState, ClosureReason
 from .policy import Policy
 
 __all__ = ["DueItem", "DueKind", "due", "next_deadline"]
@@ -25,6 +26,12 @@ class DueKind(StrEnum):
     REASSESSMENT = "reassessment"
     AFTERCARE_END = "aftercare_end"
     NO_CONTACT = "no_contact"
+    """No contact recorded for the policy's ``no_contact`` period: a candidate for closure as
+    unreachable (the item's subject is ``unreachable``)."""
+    APPROVAL = "approval"
+    """A requested approval not yet decided (the subject is the approval's id)."""
+    AGENCY_REFERRAL = "agency_referral"
+    """A referral to another agency awaiting its answer (the subject is the agency's id)."""
 
 
 @frozen(order=True)
@@ -38,35 +45,44 @@ class DueItem:
 
 
 _IN_WORK = frozenset((*ACTIVE_STATES, CaseState.CRISIS))
+#: States in which nothing is pending any more.
+_DECIDED = frozenset(FINAL_STATES)
 #: Statutory deadlines: listed from the start, whatever the reminder lead time.
 _ALWAYS_LISTED = frozenset({DueKind.MANDATORY_REPORT, DueKind.OVERRIDE_CONFIRMATION})
 
 
 def _deadlines(case: Case, policy: Policy) -> Iterator[tuple[DueKind, str, dt.datetime]]:
     limits = policy.time_limits
-    days = dt.timedelta(days=1)
+    after = policy.deadline
     for report in case.mandatory_reports:
         if not report.filed:
             yield DueKind.MANDATORY_REPORT, report.ground.value, report.due_at
     override = case.statutory_override
     if override is not None and override.confirm_by is not None and override.confirmed_at is None:
         yield DueKind.OVERRIDE_CONFIRMATION, override.ground.value, override.confirm_by
+    if case.state not in _DECIDED:
+        for approval in case.approvals:
+            if approval.status is ApprovalStatus.PENDING:
+                yield DueKind.APPROVAL, approval.approval_id, after(approval.requested_at, limits.approval)
     if case.state is CaseState.ASSESSMENT:
-        yield DueKind.ASSESSMENT, "", case.state_entered_at + limits.assessment_days * days
+        yield DueKind.ASSESSMENT, "", after(case.state_entered_at, limits.assessment)
     elif case.state is CaseState.PLANNING:
-        yield DueKind.PLAN, "", case.state_entered_at + limits.plan_days * days
+        yield DueKind.PLAN, "", after(case.state_entered_at, limits.plan)
     elif case.state is CaseState.SERVICE:
         since = case.plan_approved_at or case.state_entered_at
-        yield DueKind.REASSESSMENT, "", since + limits.reassessment_interval_days * days
+        yield DueKind.REASSESSMENT, "", after(since, limits.reassessment_interval)
     elif case.state is CaseState.AFTERCARE and case.aftercare is not None:
         yield DueKind.AFTERCARE_END, "", case.aftercare.until
     if case.state in _IN_WORK:
         for item in case.service_items:
             if item.ended_at is None and item.time_limit is not None:
                 yield DueKind.SERVICE_ITEM_LIMIT, item.item_id, item.time_limit
-        yield DueKind.CASE_MAX_DURATION, "", case.episode_started_at + limits.case_max_days * days
+        yield DueKind.CASE_MAX_DURATION, "", case_time_limit(case, policy)
         last = case.last_contact_at or case.episode_started_at
-        yield DueKind.NO_CONTACT, "", last + limits.no_contact_days * days
+        yield DueKind.NO_CONTACT, ClosureReason.UNREACHABLE.value, after(last, limits.no_contact)
+        if case.referral_out is not None:
+            referral = case.referral_out
+            yield DueKind.AGENCY_REFERRAL, referral.agency.id, after(referral.referred_at, limits.approval)
 
 
 def due(cases: Case | Iterable[Case], policy: Policy, now: dt.datetime) -> list[DueItem]:

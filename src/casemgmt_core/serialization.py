@@ -41,7 +41,7 @@ from cattrs.preconf.json import make_converter
 from .commands import COMMAND_TYPES, Command
 from .errors import InvalidData
 from .events import Event
-from .model import Case, CaseState
+from .model import Case, CaseState, EpisodeRef
 from .ports import Notification, Refusal
 
 __all__ = [
@@ -75,6 +75,23 @@ SCHEMA_VERSIONS: dict[str, int] = dict.fromkeys(COMMAND_TYPES, 1) | {
     "invoke_override": 2,
     # 2: ``delivered_at`` added.
     "file_report": 2,
+    # 2: ``previous_episode`` added.
+    "open": 2,
+    # 2: ``reason`` added (the screening result); version 1 recorded none: ``other``.
+    "redirect": 2,
+    "refer_to_counselling": 2,
+    "decline": 2,
+    "hand_over": 2,
+    # 2: ``version``, ``goals`` and ``approval_id`` added.
+    "approve_plan": 2,
+    # 2: ``approval_id`` added.
+    "link_service": 2,
+    "close": 2,
+    "start_aftercare": 2,
+    # 2: ``lapsed_consents`` added.
+    "reopen": 2,
+    # 2: the goal's ``revision``, ``dropped_at`` and ``drop_reason`` added.
+    "set_goal": 2,
 }
 _UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
@@ -306,6 +323,10 @@ def _configure_unstructure(conv: cattrs.Converter) -> None:
             "note": e.note,
             "legal_basis": e.legal_basis,
             "correlation_id": e.correlation_id,
+            "episode": e.episode,
+            "previous_episode": None
+            if e.previous_episode is None
+            else conv.unstructure(e.previous_episode, unstructure_as=EpisodeRef),
         }
 
     conv.register_unstructure_hook(Event, unstructure_event)
@@ -447,9 +468,29 @@ def _configure_structure(conv: cattrs.Converter) -> None:
             body["payload"] = conv.structure(_upcast(name, schema, payload), command_type)
         except Exception as exc:  # re-raised with its place
             raise _at(exc, "payload", command_type) from None
+        for derived in _DERIVED.get(command_type, ()):
+            if getattr(body["payload"], derived) is None:
+                # decide() always fills it in: an event without it was never decided.
+                raise _at(_Misfit(f"{derived!r} is missing (decide fills it in)"), "payload", command_type)
+        episode = body.get("episode", 1)
+        if type(episode) is not int or not 1 <= episode <= 10_000:
+            raise _at(_Misfit("the episode must be a whole number from 1 to 10000"), "episode", int)
         return event_fields(body, Event)
 
     conv.register_structure_hook(Event, structure_event)
+
+
+#: What :func:`~casemgmt_core.decide` fills in of each command: never absent from a recorded event.
+_DERIVED: dict[type[Command], tuple[str, ...]] = {
+    COMMAND_TYPES["invoke_override"]: ("report_due_at",),
+    COMMAND_TYPES["start_aftercare"]: ("until",),
+    COMMAND_TYPES["extend_service"]: ("until",),
+    COMMAND_TYPES["extend_case"]: ("until",),
+    COMMAND_TYPES["redirect"]: ("reason",),
+    COMMAND_TYPES["refer_to_counselling"]: ("reason",),
+    COMMAND_TYPES["decline"]: ("reason",),
+    COMMAND_TYPES["hand_over"]: ("reason",),
+}
 
 
 def _at(exc: Exception, name: str, tp: Any) -> ClassValidationError:
@@ -468,8 +509,27 @@ def _fields_added(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-upcaster("invoke_override", 1)(_fields_added)
-upcaster("file_report", 1)(_fields_added)
+for _event in (
+    "invoke_override",
+    "file_report",
+    "open",
+    "approve_plan",
+    "link_service",
+    "close",
+    "start_aftercare",
+    "reopen",
+    "set_goal",
+):
+    upcaster(_event, 1)(_fields_added)
+
+
+def _no_screening_reason(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 of a screening exit recorded no reason."""
+    return {**payload, "reason": "other"}
+
+
+for _event in ("redirect", "refer_to_counselling", "decline", "hand_over"):
+    upcaster(_event, 1)(_no_screening_reason)
 
 
 def _upcast(event: str, schema: int, payload: Any) -> Any:

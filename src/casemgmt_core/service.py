@@ -27,7 +27,7 @@ from .errors import (
 )
 from .events import Event
 from .guards import NO_FACTS, Facts
-from .model import Actor, Case, Household, JournalEntry, Referral
+from .model import Actor, Case, ClosureReason, Household, JournalEntry, Referral
 from .notifications import mandatory_report_notification_ids, notifications_for
 from .policy import DEFAULT_POLICY, Policy
 from .ports import (
@@ -121,7 +121,10 @@ class CaseManager:
             error = DuplicateCase(household_id=household.household_id, existing_case_id=existing)
             self._refuse(command.case_id, command, actor, now, correlation_id, error)
             raise error
-        facts = Facts(managed_elsewhere_by=self.registry.managing_agency(household))
+        facts = Facts(
+            managed_elsewhere_by=self.registry.managing_agency(household),
+            previous_case=self._latest_case(household.household_id),
+        )
         decision = self._decide(None, command, actor, now, facts, note, correlation_id)
         return self._commit(decision, 0, command, actor, now, correlation_id)
 
@@ -203,8 +206,24 @@ class CaseManager:
     def _now(self) -> dt.datetime:
         return aware_datetime_value(self.clock(), "clock()")
 
+    def _latest_case(self, household_id: str) -> Case | None:
+        """The household's case closed on the client's death if there is one (it bars a new case),
+        else its case whose latest episode started last."""
+        latest: Case | None = None
+        offset: int | None = 0
+        while offset is not None:
+            page = self.store.find(CaseQuery(household_id=household_id, limit=1000, offset=offset))
+            for case in page.items:
+                if case.closure is not None and case.closure.reason is ClosureReason.DEATH:
+                    return case
+                key = (case.episode_started_at, case.case_id)
+                if latest is None or key > (latest.episode_started_at, latest.case_id):
+                    latest = case
+            offset = page.next_offset
+        return latest
+
     def _facts(self, case: Case, command: c.Command) -> Facts:
-        if isinstance(command, c.Select):
+        if isinstance(command, c.Select | c.HandOver):
             return Facts(managed_elsewhere_by=self.registry.managing_agency(case.household))
         if isinstance(command, c.LinkService):
             need = case.need(command.item.need_id)

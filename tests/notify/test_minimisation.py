@@ -1,7 +1,8 @@
 """Data minimisation: sensitive values put into a case never reach a rendered notification.
 
 Names, birth dates and abuse details are placed wherever the model takes them (household
-members, the referral, notes, journal texts, needs, goals, strengths, crisis descriptions); every
+members, the referral, notes, journal texts, needs, goals, strengths, crisis descriptions, a
+transfer's hand-over note, a referral to another agency, an approval's comment); every
 notification the case and its reminders produce is then sent through every channel, to real
 servers on loopback, and the webhook bodies, e-mails and log records are searched for them.
 
@@ -115,6 +116,7 @@ def run_case(manager: cm.CaseManager, clock: Clock, s: dict[str, str | dt.date])
     referral = cm.Referral(cm.ReferralChannel.SCHOOL, clock(), school, str(s["detail0"]))
     manager.open_case(hh, referral, actor=WORKER, case_id="C1", note=str(s["detail1"]))
     provider = cm.Agency("provider-1", "Job centre")
+    mh_centre = cm.Agency("mh-centre", "Mental health welfare centre")
 
     def consent(scope: cm.ConsentScope, agency: str | None = None) -> cm.RecordConsent:
         return cm.RecordConsent(
@@ -150,6 +152,15 @@ def run_case(manager: cm.CaseManager, clock: Clock, s: dict[str, str | dt.date])
         ),
         (cm.DeclareCrisis(str(s["detail2"])), WORKER, str(s["detail3"])),
         (cm.ResolveCrisis(str(s["detail4"])), WORKER, ""),
+        # a transfer with a hand-over note, a referral to another agency, an approval asked for
+        (
+            cm.TransferCase(str(s["detail5"]), caseworker_id="worker-2", team_id="team-2"),
+            WORKER,
+            str(s["detail6"]),
+        ),
+        (consent(cm.ConsentScope.SHARING, mh_centre.id), WORKER, ""),
+        (cm.ReferOut(mh_centre, str(s["detail7"])), WORKER, str(s["parent_name"])),
+        (cm.RequestApproval("A1", cm.ApprovalStep.CLOSURE, comment=str(s["detail0"])), WORKER, ""),
     ]
     for command, actor, note in steps:
         manager.handle("C1", command, actor=actor, note=note)
@@ -243,6 +254,10 @@ def test_no_sensitive_value_reaches_any_channel(
     notes += ReminderScheduler(manager, escalate_overdue_to="supervisors").due(T0 + dt.timedelta(days=400))
     kinds = {n.kind for n in notes}
     assert kinds == set(cm.NotificationKind) - {cm.NotificationKind.HAND_OVER}
+    transfers = {(n.recipient, n.data["side"]) for n in notes if n.kind is cm.NotificationKind.TRANSFER}
+    assert transfers == {("worker-1", "from"), ("worker-2", "to")}
+    reminded = {n.data["due_kind"] for n in notes if n.kind is cm.NotificationKind.REMINDER}
+    assert {"approval", "agency_referral", "no_contact", "case_max_duration"} <= reminded
     assert all(n.created_at.year >= 2026 for n in notes)  # so no time can show a birth date
 
     # Every channel gets every data key the library produces.

@@ -30,9 +30,9 @@ POLICY = cm.load_policy(
 )
 
 
-def consent(scope: cm.ConsentScope, agency: str | None = None) -> cm.RecordConsent:
+def consent(scope: cm.ConsentScope, agency: str | None = None, at: dt.datetime = T0) -> cm.RecordConsent:
     return cm.RecordConsent(
-        cm.Consent(f"{scope.value}-{agency}", scope, "parent", cm.ConsentGiver.PERSON, "parent", T0, agency)
+        cm.Consent(f"{scope.value}-{agency}", scope, "parent", cm.ConsentGiver.PERSON, "parent", at, agency)
     )
 
 
@@ -43,8 +43,8 @@ def selected(manager: cm.CaseManager, case_id: str = "C1", *, assign: str | None
         cm.StartIntake(),
         cm.RecordCrisisFactor(cm.CrisisFactor.JOB_LOSS),
         cm.RecordCrisisFactor(cm.CrisisFactor.DEBT),
-        consent(cm.ConsentScope.SERVICE_PROVISION),
-        consent(cm.ConsentScope.PERSONAL_DATA),
+        consent(cm.ConsentScope.SERVICE_PROVISION, at=manager.clock()),
+        consent(cm.ConsentScope.PERSONAL_DATA, at=manager.clock()),
         cm.CompleteIntake(),
         cm.Select(),
     ):
@@ -135,10 +135,11 @@ def test_service_item_case_duration_and_no_contact_reminders() -> None:
     scheduler = ReminderScheduler(manager, escalate_overdue_to="supervisors")
 
     assert reminders(scheduler, T0 + 16 * D) == []
-    assert reminders(scheduler, T0 + 17 * D) == [("no_contact", "", "due_soon", "worker-1")]
+    # no contact for the policy's period: a candidate for closure as unreachable
+    assert reminders(scheduler, T0 + 17 * D) == [("no_contact", "unreachable", "due_soon", "worker-1")]
     assert reminders(scheduler, T0 + 28 * D) == [
-        ("no_contact", "", "overdue", "worker-1"),
-        ("no_contact", "", "overdue", "supervisors"),
+        ("no_contact", "unreachable", "overdue", "worker-1"),
+        ("no_contact", "unreachable", "overdue", "supervisors"),
         ("service_item_limit", "S1", "due_soon", "worker-1"),
     ]
     later = reminders(scheduler, T0 + 118 * D)
@@ -157,7 +158,7 @@ def test_a_new_contact_moves_the_deadline_and_gives_a_new_reminder() -> None:
     assert scheduler.enqueue(T0 + 22 * D) == 0  # next deadline is 20 days after the contact
     assert scheduler.enqueue(T0 + 40 * D) == 1
     ids = [p.notification.notification_id for p in manager.store.pending_notifications()]
-    assert f"reminder:C1:no_contact::{(T0 + 42 * D).isoformat()}:due_soon:worker-1" in ids
+    assert f"reminder:C1:no_contact:unreachable:{(T0 + 42 * D).isoformat()}:due_soon:worker-1" in ids
 
 
 def test_mandatory_report_overdue_is_escalated_until_filed() -> None:
@@ -200,8 +201,8 @@ def test_overdue_statutory_deadlines_always_reach_the_supervising_role() -> None
     late = reminders(scheduler, T0 + dt.timedelta(days=40))
     assert ("mandatory_report", "child_abuse", "overdue", "supervisors") in late
     assert ("override_confirmation", "child_abuse", "overdue", "supervisors") in late
-    assert ("no_contact", "", "overdue", "worker-1") in late
-    assert ("no_contact", "", "overdue", "supervisors") not in late
+    assert ("no_contact", "unreachable", "overdue", "worker-1") in late
+    assert ("no_contact", "unreachable", "overdue", "supervisors") not in late
     with pytest.raises(cm.InvalidData):
         ReminderScheduler(manager, escalate_statutory_to="lead\nteam")
 
@@ -230,3 +231,51 @@ def test_custom_recipients_and_the_pure_function() -> None:
     again = reminder_for(case, item, "a", T0 + 9 * D)
     assert again.notification_id == first.notification_id  # the id does not depend on when it is computed
     assert again.event_id == f"C1/{case.version}"
+
+
+def test_a_pending_approval_is_due_and_reminds_whoever_decides_it() -> None:
+    clock = Clock()
+    manager = cm.CaseManager(cm.InMemoryStore(), policy=POLICY, clock=clock)
+    selected(manager)
+    clock.advance(days=1)
+    manager.handle(
+        "C1", cm.RequestApproval("A1", cm.ApprovalStep.CLOSURE, comment="moving away"), actor=WORKER
+    )
+    deadline = T0 + 8 * D  # requested a day in, and an approval may stay pending 7 days
+    [item] = [i for i in manager.due(T0 + 6 * D) if i.kind is K.APPROVAL]
+    assert (item.case_id, item.subject, item.due_at, item.overdue) == ("C1", "A1", deadline, False)
+    assert not [i for i in manager.due(T0 + 4 * D) if i.kind is K.APPROVAL]  # lead time: 3 days
+
+    scheduler = ReminderScheduler(manager, kinds=[K.APPROVAL])
+    assert reminders(scheduler, T0 + 4 * D) == []
+    assert reminders(scheduler, T0 + 6 * D) == [("approval", "A1", "due_soon", "supervisors")]
+    assert scheduler.enqueue(T0 + 9 * D) == 1
+    [reminder] = [
+        p.notification
+        for p in manager.store.pending_notifications()
+        if p.notification.kind is cm.NotificationKind.REMINDER
+    ]
+    assert reminder.notification_id == f"reminder:C1:approval:A1:{deadline.isoformat()}:overdue:supervisors"
+    assert "moving away" not in repr(reminder.data)  # the request's comment stays in the case
+    team = ReminderScheduler(manager, kinds=[K.APPROVAL], approvals_to="team-leads")
+    assert reminders(team, T0 + 9 * D) == [("approval", "A1", "overdue", "team-leads")]
+
+    manager.handle("C1", cm.Approve("A1", "agreed"), actor=SUPERVISOR)
+    assert reminders(scheduler, T0 + 9 * D) == []
+    assert not [i for i in manager.due(T0 + 9 * D) if i.kind is K.APPROVAL]
+
+
+def test_deadlines_in_months_remind_on_their_calendar_date() -> None:
+    policy = cm.load_policy({"time_limits": {"assessment": "1 month", "reminder_lead_days": 3}})
+    for start, deadline in (
+        (T0, dt.datetime(2026, 2, 5, 9, 0, tzinfo=dt.UTC)),  # 31 days
+        (dt.datetime(2026, 2, 5, 9, 0, tzinfo=dt.UTC), dt.datetime(2026, 3, 5, 9, 0, tzinfo=dt.UTC)),  # 28
+    ):
+        clock = Clock(start)
+        manager = cm.CaseManager(cm.InMemoryStore(), policy=policy, clock=clock)
+        selected(manager)
+        scheduler = ReminderScheduler(manager, kinds=[K.ASSESSMENT])
+        assert reminders(scheduler, deadline - 3 * D - dt.timedelta(minutes=1)) == []
+        [soon] = scheduler.due(deadline - 3 * D)
+        assert soon.data["due_at"] == deadline.isoformat()
+        assert [n.data["status"] for n in scheduler.due(deadline + dt.timedelta(minutes=1))] == ["overdue"]

@@ -15,11 +15,15 @@ from casemgmt_core.events import Event
 from casemgmt_core.lifecycle import FINAL_STATES, LIVE_STATES
 from casemgmt_core.model import (
     Actor,
+    ApprovalStatus,
+    ApprovalStep,
     Case,
     CaseState,
+    ClosureReason,
     Consent,
     ConsentGiver,
     ConsentScope,
+    EpisodeRef,
     Household,
     Referral,
 )
@@ -28,6 +32,7 @@ from casemgmt_core.policy import Policy
 from casemgmt_core.ports import CaseStore, Notification
 from casemgmt_core.service import CaseManager
 
+from . import reference
 from .builders import T0
 from .coverage import RECORDED, Coverage
 
@@ -41,9 +46,20 @@ NEEDS_CONSENT = {
     "record_need": ConsentScope.PERSONAL_DATA,
     "record_strength": ConsentScope.PERSONAL_DATA,
     "link_service": ConsentScope.SHARING,
+    "refer_out": ConsentScope.SHARING,
+    "revise_goal": ConsentScope.SERVICE_PROVISION,
 }
-#: What a closed case still accepts.
-AFTER_CLOSURE = frozenset({"reopen", "start_aftercare"})
+#: What a closed case still accepts: reopening, after-care, and the approvals after-care may need.
+AFTER_CLOSURE = frozenset({"reopen", "start_aftercare", "request_approval", "approve", "reject"})
+#: Steps taken with an approval where the policy asks for one (``link_service``: a relink).
+APPROVED_STEPS = {
+    "approve_plan": ApprovalStep.PLAN,
+    "close": ApprovalStep.CLOSURE,
+    "extend_case": ApprovalStep.CASE_EXTENSION,
+    "start_aftercare": ApprovalStep.AFTERCARE,
+    "extend_service": ApprovalStep.SERVICE_EXTENSION,
+    "link_service": ApprovalStep.SERVICE_EXTENSION,
+}
 
 Outcome = Case | CaseManagementError
 
@@ -90,6 +106,7 @@ class Harness:
         self.households: dict[str, Household] = {}
         self._replayed: dict[str, Case] = {}
         self._opened = 0
+        self._household_of: dict[str, str] = {}
         self.manager = CaseManager(
             store,
             policy=policy,
@@ -121,6 +138,9 @@ class Harness:
         self._opened += 1
         case_id = f"{self.prefix}C{self._opened}"
         live_before = self.store.active_case_for_household(household.household_id)
+        hid = household.household_id
+        earlier = [self.store.load(x) for x in self.cases if self._household_of[x] == hid]
+        died = [x.case_id for x in earlier if _closed_by_death(x)]
         try:
             case = self.manager.open_case(household, referral, actor=actor, case_id=case_id)
         except CaseManagementError as caught:
@@ -141,10 +161,21 @@ class Harness:
             if isinstance(error, DuplicateCase):
                 assert live_before is not None
             return error
+        assert not died, f"{household.household_id} got a new case after {died} closed on a death"
         assert live_before is None, f"{household.household_id} got a second live case"
         assert case.case_id == case_id
         assert case.version in (1, 2)
+        assert case.episode == 1
+        # The household's episode before this one is the one that started last (any of them,
+        # where several started at the same moment).
+        last = max((x.episode_started_at for x in earlier), default=None)
+        expected = [EpisodeRef(x.case_id, x.episode) for x in earlier if x.episode_started_at == last]
+        if expected:
+            assert case.previous_episode in expected, f"{case_id} links to {case.previous_episode}"
+        else:
+            assert case.previous_episode is None, f"{case_id} links to {case.previous_episode}"
         self.cases.append(case_id)
+        self._household_of[case_id] = household.household_id
         return case
 
     def run(self, case_id: str, command: c.Command, actor: Actor) -> Outcome:
@@ -204,6 +235,9 @@ class Harness:
             if state is not None:
                 self._check_step(state, event)
             state = apply(state, event)
+            assert (event.episode, event.previous_episode) == (state.episode, state.previous_episode), (
+                f"{event.event_id} is not marked with its episode"
+            )
             self._check_case(state)
         assert state == case
         self._replayed[case.case_id] = case
@@ -227,14 +261,93 @@ class Harness:
         if event.event == "confirm_override":
             assert before.statutory_override is not None
             assert event.actor_id != before.statutory_override.actor_id, "confirmed by the invoker"
+        after = apply(before, event)
         if event.event == "invoke_override":
             assert event.legal_basis, "an override event must carry its legal basis"
-            after = apply(before, event)
             (report,) = [r for r in after.mandatory_reports if r.event_id == event.event_id]
             outbox = mandatory_report_notification_ids(report)
             assert outbox, "an override must trigger the mandatory report"
             for notification_id in outbox:  # in the outbox: pending, or delivered (raises if absent)
                 self.store.notification_delivered_at(notification_id)
+        if after.state is CaseState.CLOSED and before.state is not CaseState.CLOSED:
+            assert after.closure is not None, f"closed by {event.event} without a closure"
+            outcome = f"case closed: {after.closure.reason.value}"
+            for s in before.service_items:
+                ended = after.service_item(s.item_id)
+                assert ended is not None, f"closing lost {s.item_id}"
+                if s.active:
+                    assert (ended.ended_at, ended.outcome) == (event.occurred_at, outcome), ended
+        self._check_episode(before, event, after)
+        if event.event in reference.LIMITED and before.state.value in reference.ACTIVE:
+            limit = reference.case_limit(before, self.policy)
+            assert event.occurred_at <= limit, f"{event.event} accepted past the case limit {limit}"
+        self._check_approval_used(before, event, after)
+        if event.event in ("approve", "reject"):
+            payload = event.payload
+            assert isinstance(payload, c.Approve | c.Reject)
+            asked = before.approval(payload.approval_id)
+            assert asked is not None, "decided an unknown approval"
+            assert asked.status is ApprovalStatus.PENDING, "decided twice"
+            assert event.actor_id != asked.requested_by, "decided by the person who asked"
+            rule = self.policy.approvals.get(asked.step)
+            assert event.role in (rule.approved_by if rule is not None else {"supervisor"})
+            if rule is not None and rule.by_conference:
+                held = [x.conference_id for x in before.conferences if x.held]
+                assert payload.conference_id in held, "decided without the conference"
+
+    def _check_episode(self, before: Case, event: Event, after: Case) -> None:
+        """A reopening starts a new episode with an empty working set; every other event stays in
+        the episode it happens in."""
+        if event.event != "reopen":
+            assert (event.episode, event.previous_episode) == (before.episode, before.previous_episode)
+            return
+        assert event.episode == before.episode + 1
+        assert event.previous_episode == EpisodeRef(before.case_id, before.episode)
+        working = {
+            "needs": after.needs,
+            "goals": after.goals,
+            "service_items": after.service_items,
+            "strengths": after.strengths,
+            "conferences": after.conferences,
+            "approvals": after.approvals,
+        }
+        kept = [name for name, items in working.items() if items]
+        assert not kept, f"a reopened episode carries over {kept}"
+        assert after.aftercare is None, "a reopened episode carries the after-care over"
+        assert after.closure is None, "a reopened episode is still closed"
+        assert not after.crisis_factors, "a reopened episode carries the crisis factors over"
+        lapse = self.policy.episodes.reconfirm_consents
+        assert after.consents == tuple(x for x in before.consents if x.scope not in lapse), (
+            "consents to re-confirm carried over, or others were lost"
+        )
+
+    def _check_approval_used(self, before: Case, event: Event, after: Case) -> None:
+        """A step the policy asks an approval for used one: approved for that step (and service
+        item), and used up by it."""
+        step = APPROVED_STEPS.get(event.event)
+        if step is None:
+            return
+        payload = event.payload
+        used: str | None = getattr(payload, "approval_id", None)
+        subject = ""
+        if isinstance(payload, c.ExtendService):
+            subject = payload.item_id
+        elif isinstance(payload, c.LinkService):
+            earlier = reference.relinked(before, payload.item, self.policy)
+            if earlier is None:
+                assert used is None, "a first link used an approval"
+                return
+            subject = earlier[0].item_id
+        if step in self.policy.approvals:
+            assert used is not None, f"{event.event} without the approval the policy asks for"
+        if used is None:
+            return
+        asked = before.approval(used)
+        assert asked is not None, f"{event.event} names an unknown approval"
+        assert (asked.step, asked.subject, asked.status) == (step, subject, ApprovalStatus.APPROVED), asked
+        now = after.approval(used)
+        assert now is not None, "the approval is gone"
+        assert now.status is ApprovalStatus.USED, "the approval was not used up"
 
     def _check_case(self, case: Case) -> None:
         override = case.statutory_override
@@ -256,10 +369,30 @@ class Harness:
         running = Counter((s.need_id, s.service) for s in case.service_items if s.active)
         twice = [k for k, n in running.items() if n > 1]
         assert not twice, f"service linked twice for the same need: {twice}"
+        if case.state is CaseState.CLOSED:
+            assert case.closure is not None, "closed without a closure"
+            still = [s.item_id for s in case.service_items if s.active]
+            assert not still, f"closed with service items running: {still}"
+            assert case.aftercare is None or case.aftercare.ended_at is not None, "closed in after-care"
+        for a in case.approvals:
+            assert a.decided_by is None or a.decided_by != a.requested_by, f"{a.approval_id} self-approved"
+            decided = a.status is not ApprovalStatus.PENDING
+            assert decided == (a.decided_by is not None), f"{a.approval_id}: {a.status} by {a.decided_by}"
+        assert case.plan_version >= (1 if case.plan_approved_at is not None else 0)
+
+
+def _closed_by_death(case: Case) -> bool:
+    return case.closure is not None and case.closure.reason is ClosureReason.DEATH
 
 
 def _consented(case: Case, event: Event, scope: ConsentScope) -> bool:
-    agency = event.payload.item.provider.id if isinstance(event.payload, c.LinkService) else None
+    payload = event.payload
+    if isinstance(payload, c.LinkService):
+        agency: str | None = payload.item.provider.id
+    elif isinstance(payload, c.ReferOut):
+        agency = payload.agency.id
+    else:
+        agency = None
     return any(
         x.scope is scope and x.active and (agency is None or x.agency_id == agency) for x in case.consents
     )

@@ -10,9 +10,11 @@ import pytest
 import casemgmt_core as cm
 from casemgmt_core import commands as c
 from casemgmt_core.errors import TransitionRefused
-from casemgmt_core.lifecycle import transition_triples
+from casemgmt_core.guards import GUARDS
+from casemgmt_core.lifecycle import LIMITED_EVENTS, TABLE, transition_triples
 
 from . import conftest as gate
+from . import reference
 from .builders import T0
 from .coverage import Coverage, missing, table
 
@@ -70,6 +72,16 @@ def test_the_library_definition_is_what_the_gate_checks_by_default() -> None:
     assert (None, "open", "referred") in gap.triples
     assert ("reopenable", "closed_by_death") in gap.outcomes
     assert len(gap.triples) == len(transition_triples())
+
+
+def test_the_reference_model_has_the_library_s_transitions_and_guards() -> None:
+    """The tour walks the reference model's transitions: they are the library's, no more."""
+    assert reference.triples() == transition_triples()
+    assert set(reference.RULES) == set(GUARDS)
+    assert reference.LIMITED == LIMITED_EVENTS
+    library = {(s.value, t.event): t.guard_names for (s, e), ts in TABLE.items() for t in ts}
+    model = {key: move.guards for key, move in reference._BY_KEY.items()}
+    assert model == library
 
 
 class _Item:

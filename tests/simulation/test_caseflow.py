@@ -102,6 +102,8 @@ def test_baseline_paths_cover_crisis_reassessment_aftercare_and_recurrence(small
         "refer_to_counselling",
         "link_service",
         "file_report",
+        "extend_service",
+        "end_service",
     ):
         assert event in events, event
     assert CaseState.SERVICE.value in r.visits["state"]

@@ -79,6 +79,9 @@ def test_the_report_and_plots_are_written(result: SimulationResult, tmp_path: Pa
     assert "Little's law" in text
     assert "![Caseload](caseload.png)" in text
     assert "| select | service_consent | consent_missing |" in text
+    assert "## Time limits" in text
+    assert "| maximum_duration_closures |" in text
+    assert "case limit 12 months" in text
 
 
 def test_the_simulate_command_writes_everything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from casemgmt_core import InvalidData, PolicyError
+from casemgmt_core.durations import Duration
 from casemgmt_core.model import ClosureReason, ReferralChannel, StatutoryGround
 from casemgmt_core.simulation import (
     Arrivals,
@@ -84,9 +85,25 @@ def test_warmup_must_end_before_the_horizon() -> None:
 
 
 def test_policy_problems_are_reported_under_policy() -> None:
-    with pytest.raises(ScenarioError, match=r"scenario\.policy\.time_limits\.case_max_days: ") as info:
-        load_scenario("[policy.time_limits]\ncase_max_days = -3\n")
-    assert info.value.field == "scenario.policy.time_limits.case_max_days"
+    with pytest.raises(ScenarioError, match=r"scenario\.policy\.time_limits\.case_max: ") as info:
+        load_scenario('[policy.time_limits]\ncase_max = "-3 months"\n')
+    assert info.value.field == "scenario.policy.time_limits.case_max"
+
+
+@pytest.mark.parametrize("value", ["-3", "true", '"365"'])
+def test_a_bad_legacy_time_limit_is_reported_under_the_key_written(value: str) -> None:
+    # The version 0.1 name is still read (as whole days): a problem names the key the file has.
+    error = _refusal(f"[policy.time_limits]\ncase_max_days = {value}\n")
+    assert error.field == "scenario.policy.time_limits.case_max_days"
+
+
+def test_the_policy_time_limits_are_calendar_durations(baseline: Scenario) -> None:
+    limits = baseline.policy.time_limits
+    assert limits.case_max == Duration(12, 0)
+    assert limits.max_case_extensions == 2
+    assert baseline.outcomes.p_extend_case_at_limit == 0.2
+    legacy = load_scenario("[policy.time_limits]\ncase_max_days = 365\n")
+    assert legacy.policy.time_limits.case_max == Duration(0, 365)
 
 
 def test_a_policy_that_denies_what_the_model_does_is_refused_up_front() -> None:
@@ -142,8 +159,9 @@ def _refusal(source: Any, base_dir: Path | None = None) -> ScenarioError:
         ("start = '2026-01-01T09:00:00'", "scenario.start"),
         ("[staff]\ncaseworkers = 4.0", "scenario.staff.caseworkers"),
         ("[staff]\nqueue = 'FIFO'", "scenario.staff.queue"),
-        ("[outcomes]\nclose_at_case_limit = 'false'", "scenario.outcomes.close_at_case_limit"),
-        ("[outcomes]\nclose_at_case_limit = 0", "scenario.outcomes.close_at_case_limit"),
+        ("[outcomes]\np_extend_case_at_limit = true", "scenario.outcomes.p_extend_case_at_limit"),
+        ("[outcomes]\np_extend_case_at_limit = '0.2'", "scenario.outcomes.p_extend_case_at_limit"),
+        ("[outcomes]\np_extend_service_at_limit = false", "scenario.outcomes.p_extend_service_at_limit"),
         ("[households]\np_consent = true", "scenario.households.p_consent"),
         ("[households]\ncrisis_factor_counts = 'abc'", "scenario.households.crisis_factor_counts"),
         ("[households]\ncrisis_factor_counts = [1, '2']", "scenario.households.crisis_factor_counts[1]"),
@@ -190,6 +208,11 @@ def test_nothing_in_a_scenario_is_coerced(text: str, field: str) -> None:
         ("[durations]\nintake = { dist = 'constant', value = 36501 }", "scenario.durations.intake"),
         ("[durations]\nintake = { dist = 'empirical', values = [1, 99999] }", "scenario.durations.intake"),
         ("[outcomes.dropout_reasons]\ndeath = -1", "scenario.outcomes.dropout_reasons"),
+        ("[outcomes]\np_extend_case_at_limit = 1.5", "scenario.outcomes.p_extend_case_at_limit"),
+        ("[outcomes]\np_extend_case_at_limit = -0.1", "scenario.outcomes.p_extend_case_at_limit"),
+        ("[outcomes]\np_extend_case_at_limit = nan", "scenario.outcomes.p_extend_case_at_limit"),
+        ("[outcomes]\np_extend_service_at_limit = 2", "scenario.outcomes.p_extend_service_at_limit"),
+        ("[outcomes]\np_extend_service_at_limit = inf", "scenario.outcomes.p_extend_service_at_limit"),
     ],
 )
 def test_every_scenario_value_is_bounded(text: str, field: str) -> None:
@@ -202,8 +225,30 @@ def test_a_huge_number_in_a_distribution_is_a_scenario_error() -> None:
 
 
 def test_a_run_ending_at_the_models_last_date_still_loads() -> None:
-    scenario = load_scenario("start = 2199-01-01T00:00:00Z\nhorizon_days = 100\nwarmup_days = 0")
-    assert scenario.start.year == 2199
+    # The default policy's longest period: a year's case with two extensions of six months
+    # (months counted as 31 days), and a day for the time zone: 745 days.
+    scenario = load_scenario("start = 2198-09-01T00:00:00Z\nhorizon_days = 100\nwarmup_days = 0")
+    assert scenario.start.year == 2198
+    with pytest.raises(ScenarioError, match="745 days"):
+        load_scenario("start = 2198-10-01T00:00:00Z\nhorizon_days = 100\nwarmup_days = 0")
+
+
+def test_the_models_last_date_counts_every_extension_the_policy_allows() -> None:
+    text = "start = 2198-09-01T00:00:00Z\nhorizon_days = 100\nwarmup_days = 0\n[policy.time_limits]\n"
+    assert load_scenario(text + "max_case_extensions = 2").start.year == 2198
+    error = _refusal(text + "max_case_extensions = 3")
+    assert error.field == "scenario.horizon_days"
+    assert "931 days" in error.problems[0]
+
+
+def test_the_removed_close_at_case_limit_says_what_replaced_it() -> None:
+    error = _refusal("[outcomes]\nclose_at_case_limit = true\np_extend_case_at_limit = 2")
+    assert error.fields == (
+        "scenario.outcomes.close_at_case_limit",
+        "scenario.outcomes.p_extend_case_at_limit",
+    )
+    assert "p_extend_case_at_limit" in error.problems[0]
+    assert "binds" in error.problems[0]
 
 
 def test_problems_in_a_policy_file_are_located_under_policy_file(tmp_path: Path) -> None:

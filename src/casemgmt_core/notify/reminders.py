@@ -76,7 +76,8 @@ class ReminderScheduler:
     An overdue statutory deadline (a mandatory report not delivered and filed in time, an override
     not confirmed in time) always escalates too: to ``escalate_statutory_to``, the supervising
     role (default ``supervisors``), so that it is never left to the caseworker and the relay's
-    retries alone. ``recipients`` replaces this rule entirely. ``kinds`` limits which deadlines
+    retries alone. A pending approval reminds ``approvals_to`` (default ``supervisors``), who
+    decide it. ``recipients`` replaces this rule entirely. ``kinds`` limits which deadlines
     remind (default: all of :class:`~casemgmt_core.DueKind`, given as members); cases are read
     ``page_size`` (1 to :data:`MAX_PAGE`) at a time.
     """
@@ -89,6 +90,7 @@ class ReminderScheduler:
         unassigned_to: str = "supervisors",
         escalate_overdue_to: str | None = None,
         escalate_statutory_to: str = "supervisors",
+        approvals_to: str = "supervisors",
         recipients: Recipients | None = None,
         page_size: int = 500,
     ) -> None:
@@ -103,13 +105,17 @@ class ReminderScheduler:
             else check.identifier(escalate_overdue_to, name + "escalate_overdue_to")
         )
         self.escalate_statutory_to = check.identifier(escalate_statutory_to, name + "escalate_statutory_to")
+        self.approvals_to = check.identifier(approvals_to, name + "approvals_to")
         self._recipients: Recipients = (
             check.function(recipients, name + "recipients", nullable=True) or self._default_recipients
         )
         self.page_size = check.whole(page_size, name + "page_size", 1, MAX_PAGE)
 
     def _default_recipients(self, case: Case, item: DueItem) -> Sequence[str]:
-        out = [case.caseworker_id or self.unassigned_to]
+        # A pending approval waits on whoever approves, not on the caseworker who asked.
+        out = [
+            self.approvals_to if item.kind is DueKind.APPROVAL else case.caseworker_id or self.unassigned_to
+        ]
         if item.overdue and self.escalate_overdue_to and self.escalate_overdue_to not in out:
             out.append(self.escalate_overdue_to)
         if item.overdue and item.kind in _STATUTORY and self.escalate_statutory_to not in out:

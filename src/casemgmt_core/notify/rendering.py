@@ -47,6 +47,7 @@ STANDARD_FIELDS: frozenset[str] = frozenset(
         "service",
         "item_id",
         "scheduled_for",
+        "side",
         # set by casemgmt_core.notify.reminders
         "due_kind",
         "subject",

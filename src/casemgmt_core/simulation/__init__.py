@@ -2,7 +2,8 @@
 
 Households are referred (Poisson by channel, or from a table), wait for a caseworker with room
 in the caseload, and go through the lifecycle one command at a time, each decided by
-:func:`casemgmt_core.decide` under the scenario's policy. Typical use::
+:func:`casemgmt_core.decide` under the scenario's policy, time limits, extensions and approvals
+included. Typical use::
 
     from casemgmt_core.simulation import load_scenario, simulate
 
@@ -13,7 +14,14 @@ in the caseload, and go through the lifecycle one command at a time, each decide
 Needs the ``simulation`` extra (numpy, pandas, matplotlib, tqdm).
 """
 
-from .caseflow import ACTORS, ReplicationResult, SimulationFlowError, check_access, run_replication
+from .caseflow import (
+    ACTORS,
+    ReplicationResult,
+    SimulationFlowError,
+    check_access,
+    needed_events,
+    run_replication,
+)
 from .distributions import Distribution
 from .kernel import EventLoop, Pool
 from .queueing import QueueRun, erlang_c, mmc_queue, mmc_scenario
@@ -59,6 +67,7 @@ __all__ = [
     "load_scenario",
     "mmc_queue",
     "mmc_scenario",
+    "needed_events",
     "parquet_available",
     "run_replication",
     "simulate",

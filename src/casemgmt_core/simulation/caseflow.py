@@ -2,14 +2,26 @@
 
 Every step of a simulated case is a command decided by :func:`casemgmt_core.decide` under the
 scenario's policy, so the guards (consent, the statutory override, duplicate service,
-eligibility, reports filed, closure reasons) decide exactly as in production. Where a guard
-refuses, the model takes the way out the refusal names: ``select`` refused for lack of consent
-leads to ``decline``, refused as information-only to ``redirect``; ``decline`` refused under a
-statutory duty leads to ``hand_over``. Refusals are counted by guard and reason.
+eligibility, reports filed, closure reasons, time limits, approvals) decide exactly as in
+production. Where a guard refuses, the model takes the way out the refusal names: ``select``
+refused for lack of consent leads to ``decline``, refused as information-only to ``redirect``;
+``decline`` refused under a statutory duty leads to ``hand_over``; an extension refused as
+beyond the policy leads to closure (``maximum_duration``) or to the end of the service item.
+Refusals are counted by guard and reason.
+
+Time limits bind as in production. At the episode's time limit (``case_max`` from its start,
+on the programme's calendar) a case in active work is extended by a supervisor (``extend_case``)
+with the scenario's ``p_extend_case_at_limit``, else closed for ``maximum_duration``; a crisis
+under way is seen through first. A service item past its limit is extended after a completed
+reassessment (``extend_service``) with ``p_extend_service_at_limit``, else ended. Where the
+policy requires an approval for a step, the caseworker requests it and a supervisor (or the
+approving role; a case conference where the policy says so) approves it before the step.
 
 A case holds a slot of a caseworker's caseload from assignment to its exit from active work
 (closure or a screening exit); after-care does not hold a slot. A recurrence re-refers the
-household: it waits for a caseworker, and is reopened by a supervisor on assignment.
+household: it waits for a caseworker, and is reopened by a supervisor on assignment; the new
+episode starts with an empty working set, so consents, crisis factors, needs and goals are
+recorded again.
 """
 
 from __future__ import annotations
@@ -27,13 +39,15 @@ from attrs import define
 from .. import commands as c
 from ..engine import decide
 from ..errors import TransitionRefused
-from ..guards import NO_FACTS, Facts, Reason
-from ..lifecycle import FINAL_STATES
+from ..guards import APPROVAL_STEPS, NO_FACTS, Facts, Reason, case_time_limit
+from ..lifecycle import ACTIVE_STATES, FINAL_STATES, allowed_events
 from ..model import (
     REFERRING_BODY_CHANNELS,
     Actor,
     Agency,
+    ApprovalStep,
     Case,
+    CaseConference,
     CaseState,
     ClosureReason,
     Consent,
@@ -48,16 +62,25 @@ from ..model import (
     Referral,
     ReferralChannel,
     ResourceKind,
+    ScreeningReason,
     ServiceItem,
     StatutoryGround,
     Strength,
 )
+from ..policy import ApprovalRule, Policy
 from ..ports import CaseStore, Commit
 from .distributions import Distribution, Sampler, categorical, sampler, uniforms
 from .kernel import EventLoop, Pool
 from .scenario import Scenario, ScenarioError
 
-__all__ = ["ACTORS", "ReplicationResult", "SimulationFlowError", "check_access", "run_replication"]
+__all__ = [
+    "ACTORS",
+    "ReplicationResult",
+    "SimulationFlowError",
+    "check_access",
+    "needed_events",
+    "run_replication",
+]
 
 S = CaseState
 INTAKE_OFFICER = Actor("intake-1", "intake_officer")
@@ -66,11 +89,46 @@ _WORKER_ROLE = "caseworker"
 OTHER_AGENCY = Agency("other-agency", "agency already managing the household")
 AUTHORITY = Agency("statutory-authority", "competent authority under the statutory duty")
 
-#: The events each simulated role issues; the scenario's policy must allow them.
+#: The events each simulated role issues; the scenario's policy must allow them. Where the
+#: policy requires approvals, the caseworker also requests them (``request_approval``, and
+#: ``schedule_conference`` / ``hold_conference`` for a conference's approval) and the approving
+#: role approves (``approve``): see :func:`check_access`.
 ACTORS: dict[str, frozenset[str]] = {
     INTAKE_OFFICER.role: frozenset({"open"}),
-    SUPERVISOR.role: frozenset({"approve_plan", "reopen"}),
-    _WORKER_ROLE: frozenset(c.COMMAND_TYPES) - {"open", "approve_plan", "reopen", "confirm_override"},
+    SUPERVISOR.role: frozenset({"approve_plan", "reopen", "extend_case", "complete_aftercare"}),
+    _WORKER_ROLE: frozenset(
+        {
+            "assign",
+            "start_intake",
+            "record_crisis_factor",
+            "record_intake_findings",
+            "record_consent",
+            "invoke_override",
+            "file_report",
+            "complete_intake",
+            "select",
+            "redirect",
+            "refer_to_counselling",
+            "decline",
+            "hand_over",
+            "record_need",
+            "record_strength",
+            "complete_assessment",
+            "set_goal",
+            "link_service",
+            "end_service",
+            "extend_service",
+            "achieve_goal",
+            "start_reassessment",
+            "revise_plan",
+            "resume_service",
+            "declare_crisis",
+            "resolve_crisis",
+            "withdraw_consent",
+            "close",
+            "start_aftercare",
+        }
+    ),
 }
 
 _DOMAIN = {
@@ -91,6 +149,7 @@ _PROVIDERS = {d: Agency(f"provider-{d.value}", f"{d.value} provider") for d in N
 
 #: Which exit the model takes when ``select`` is refused for this reason.
 _EXIT_FOR: dict[str, Callable[[], c.Command]] = {
+    # The reason each exit records is the one the eligibility rules find (decide fills it in).
     Reason.OUT_OF_JURISDICTION.value: lambda: c.Decline("outside the jurisdiction"),
     Reason.INFORMATION_ONLY.value: lambda: c.Redirect("information"),
     Reason.NOT_COMPLEX.value: lambda: c.Redirect("single service"),
@@ -100,6 +159,11 @@ _EXIT_FOR: dict[str, Callable[[], c.Command]] = {
     Reason.MANAGED_ELSEWHERE.value: lambda: c.HandOver(OTHER_AGENCY),
 }
 _FINAL = frozenset(FINAL_STATES)
+#: Where the episode's time limit binds (crisis intervention is seen through first).
+_LIMITED = frozenset(ACTIVE_STATES)
+#: Where a case cannot be closed: a case at its limit there leaves screening instead.
+_BEFORE_SELECTION = frozenset((CaseState.INTAKE, CaseState.SCREENING))
+_DAY = dt.timedelta(days=1)
 # Plain strings for the log: an enum's ``.value`` is a descriptor call, and the log is hot.
 _VALUE: dict[CaseState | None, str] = {None: "", **{s: str(s.value) for s in CaseState}}
 _NAN = math.nan
@@ -109,12 +173,31 @@ class SimulationFlowError(RuntimeError):
     """The model issued a command the rules refused and has no way out for (a bug in the model)."""
 
 
+def _approver(rule: ApprovalRule) -> Actor:
+    """Who approves under ``rule``: the supervisor where the rule allows, else its first role."""
+    if SUPERVISOR.role in rule.approved_by:
+        return SUPERVISOR
+    return Actor("approver-1", min(rule.approved_by))
+
+
+def needed_events(policy: Policy) -> dict[str, frozenset[str]]:
+    """The events each role issues in a simulation under ``policy`` (:data:`ACTORS`, and what
+    the approvals the policy requires take)."""
+    needed = {role: set(events) for role, events in ACTORS.items()}
+    for rule in policy.approvals.values():
+        needed[_WORKER_ROLE].add("request_approval")
+        needed.setdefault(_approver(rule).role, set()).add("approve")
+        if rule.by_conference:
+            needed[_WORKER_ROLE] |= {"schedule_conference", "hold_conference"}
+    return {role: frozenset(events) for role, events in needed.items()}
+
+
 def check_access(scenario: Scenario) -> None:
     """Raise :class:`ScenarioError` if the scenario's policy denies a role an event the model issues."""
     access = scenario.policy.access
     denied = sorted(
         f"role {role!r} may not {event!r}"
-        for role, events in ACTORS.items()
+        for role, events in needed_events(scenario.policy).items()
         for event in events
         if not access.allows(role, event)
     )
@@ -129,6 +212,9 @@ class ReplicationResult:
     """What one replication produced, as plain columns (cheap to send between processes).
 
     Times are days from the scenario's start; ``nan`` marks what had not happened by the horizon.
+    ``episodes`` has one row per episode: ``start``, ``end``, ``limit`` (the policy's time
+    limit, ``case_max`` from the start on the programme's calendar), ``extended_to`` (the limit
+    after the extensions), ``extensions`` and ``closure_reason`` (empty unless closed).
     """
 
     index: int
@@ -164,13 +250,14 @@ class _Sim:
         "episode_row",
         "factors",
         "first_wait",
+        "gen",
         "ground",
         "hold_row",
         "id",
         "info_only",
         "left",
+        "limit_day",
         "seq",
-        "shared",
         "state_t",
         "wait_row",
         "worker",
@@ -189,8 +276,11 @@ class _Sim:
         self.worker = -1
         self.state_t = arrived
         self.seq = 0
-        self.shared: set[str] = set()
         self.left = 0.0
+        self.gen = 0
+        """Counts the steps of active work scheduled: a step runs only if it is the latest."""
+        self.limit_day = math.inf
+        """The episode's time limit, in days from the scenario's start."""
         self.done: Callable[[_Sim], None] = _noop
         self.first_wait = _NAN
         self.wait_row = -1
@@ -218,7 +308,7 @@ _DURATIONS = (
 )
 #: One independent random stream per purpose, spawned in this order from the replication's seed:
 #: changing one assumption then leaves the draws of the others as they were.
-_STREAMS = ("arrivals", "channel", "household", "factors", "outcome", "hazard", *_DURATIONS)
+_STREAMS = ("arrivals", "channel", "household", "factors", "outcome", "hazard", *_DURATIONS, "limits")
 
 
 class _Model:
@@ -239,6 +329,7 @@ class _Model:
         self.dur: dict[str, Sampler] = {name: sampler(getattr(d, name), rng[name]) for name in _DURATIONS}
         self.u_household = uniforms(rng["household"])
         self.u_outcome = uniforms(rng["outcome"])
+        self.u_limits = uniforms(rng["limits"])
         hz = rng["hazard"]
         rates = scenario.rates
         self.crisis_gap = _hazard(rates.crisis_per_day, hz)
@@ -279,7 +370,9 @@ class _Model:
         self.visits = _columns("case", "state", "entered", "left")
         self.waits = _columns("case", "entered", "left")
         self.holds = _columns("case", "worker", "assigned", "released")
-        self.episodes = _columns("case", "episode", "start", "end")
+        self.episodes = _columns(
+            "case", "episode", "start", "end", "limit", "extended_to", "extensions", "closure_reason"
+        )
         self.caseload = _columns("time", "held", "waiting")
         self.caseload["time"].append(0.0)
         self.caseload["held"].append(0)
@@ -317,7 +410,7 @@ class _Model:
     def _do(self, sim: _Sim, command: c.Command, actor: Actor, facts: Facts = NO_FACTS) -> str | None:
         """Decide ``command``; on refusal count it and return its reason (nothing changes)."""
         now = self.loop.now
-        at = self.start + dt.timedelta(days=now)
+        at = self.start + now * _DAY
         try:
             decision = decide(sim.case, command, self.policy, at, actor=actor, facts=facts)
         except TransitionRefused as refused:
@@ -359,6 +452,49 @@ class _Model:
                 f"case {sim.id}: {command.event!r} refused in {sim.case.state.value!r} ({reason})"
             )
 
+    def _approved(self, sim: _Sim, command: c.Command, actor: Actor, requester: Actor) -> str | None:
+        """Decide ``command``, first obtaining the approval the policy requires for its step:
+        ``requester`` asks, the approving role approves. Where the policy has a case conference
+        decide, one is held for it, or, where the case's stage holds none (after closure), the
+        latest one held is cited. Returns the first refusal's reason, or None."""
+        step = APPROVAL_STEPS[command.event]
+        rule = self.policy.approval_rule(step)
+        if rule is None:
+            return self._do(sim, command, actor)
+        subject = getattr(command, "item_id", "") if step is ApprovalStep.SERVICE_EXTENSION else ""
+        approval_id = sim.next_id("A")
+        request = c.RequestApproval(approval_id, step, subject, "as the model's rules decide")
+        refused = self._do(sim, request, requester)
+        conference_id = None
+        if refused is None and rule.by_conference:
+            conference_id, refused = self._conference(sim, f"{step.value} approved", requester)
+        if refused is None:
+            refused = self._do(sim, c.Approve(approval_id, conference_id=conference_id), _approver(rule))
+        if refused is not None:
+            return refused
+        return self._do(sim, command, actor)
+
+    def _conference(self, sim: _Sim, decisions: str, worker: Actor) -> tuple[str | None, str | None]:
+        """``(conference id, refusal)``: a case conference held now, or the latest one held."""
+        case = sim.case
+        assert case is not None
+        if "schedule_conference" not in allowed_events(case.state):
+            held = [x.conference_id for x in case.conferences if x.held]
+            return (held[-1] if held else None), None
+        conference_id = sim.next_id("C")
+        conference = CaseConference(conference_id, self._at(), (worker.id,))
+        refused = self._do(sim, c.ScheduleConference(conference), worker)
+        if refused is None:
+            refused = self._do(sim, c.HoldConference(conference_id, decisions), worker)
+        return conference_id, refused
+
+    def _at(self) -> dt.datetime:
+        return self.start + self.loop.now * _DAY
+
+    def _days(self, at: dt.datetime) -> float:
+        """``at`` in days from the scenario's start."""
+        return (at - self.start) / _DAY
+
     def _worker(self, sim: _Sim) -> Actor:
         return self.workers[sim.worker]
 
@@ -395,7 +531,7 @@ class _Model:
                 factors.append(f)
         sim.factors = factors
         household = self._household(sim.id, has_child, sim.ground, outside)
-        at = self.start + dt.timedelta(days=now)
+        at = self._at()
         agency = Agency(f"{channel.value}-referrer") if channel in REFERRING_BODY_CHANNELS else None
         facts = Facts(managed_elsewhere_by=OTHER_AGENCY) if elsewhere else NO_FACTS
         self._do(sim, c.OpenCase(sim.id, household, Referral(channel, at, agency)), INTAKE_OFFICER, facts)
@@ -446,15 +582,72 @@ class _Model:
         self.pool.release(worker)
 
     def _episode_start(self, sim: _Sim) -> None:
+        case = sim.case
+        assert case is not None
         e = self.episodes
         sim.episode_row = len(e["case"])
         e["case"].append(sim.id)
-        e["episode"].append(sim.case.episode if sim.case is not None else 1)
+        e["episode"].append(case.episode)
         e["start"].append(self.loop.now)
         e["end"].append(_NAN)
+        limit = self._days(case_time_limit(case, self.policy))
+        e["limit"].append(limit)
+        e["extended_to"].append(limit)
+        e["extensions"].append(0)
+        e["closure_reason"].append("")
+        if case.state not in _FINAL:
+            self._watch_limit(sim)
 
     def _episode_end(self, sim: _Sim) -> None:
-        self.episodes["end"][sim.episode_row] = self.loop.now
+        case = sim.case
+        assert case is not None
+        row = sim.episode_row
+        self.episodes["end"][row] = self.loop.now
+        if case.closure is not None:
+            self.episodes["closure_reason"][row] = case.closure.reason.value
+
+    # -- time limits ---------------------------------------------------------------------------
+
+    def _watch_limit(self, sim: _Sim) -> None:
+        """Look at the case again at its episode's time limit (as the case holds it now)."""
+        case = sim.case
+        assert case is not None
+        sim.limit_day = self._days(case_time_limit(case, self.policy))
+        self.loop.at(sim.limit_day, self._on_limit, (sim, case.episode, sim.limit_day))
+
+    def _on_limit(self, arg: tuple[_Sim, int, float]) -> None:
+        sim, episode, day = arg
+        case = sim.case
+        assert case is not None
+        # A case waiting for a caseworker is seen to when work starts, one in crisis intervention
+        # when the crisis is resolved; a case that left active work, or was extended, is done.
+        if case.episode == episode and day == sim.limit_day and case.state in _LIMITED:
+            self._at_limit(sim)
+
+    def _at_limit(self, sim: _Sim) -> bool:
+        """The episode reached its time limit in active work: a supervisor extends it (with the
+        scenario's probability, as far as the engine allows), or it ends: closed for
+        ``maximum_duration``, or, not yet selected, declined. Returns whether the case goes on."""
+        worker = self._worker(sim)
+        if self.u_limits() < self.sc.outcomes.p_extend_case_at_limit:
+            extend = c.ExtendCase("the family still needs integrated case management")
+            if self._approved(sim, extend, SUPERVISOR, worker) is None:
+                self._watch_limit(sim)
+                case = sim.case
+                assert case is not None
+                self.episodes["extended_to"][sim.episode_row] = sim.limit_day
+                self.episodes["extensions"][sim.episode_row] = case.case_extensions
+                return True
+        sim.gen += 1  # the step under way is not taken
+        if self._state(sim) in _BEFORE_SELECTION:
+            grounds = "the episode reached its time limit before screening ended"
+            self._exit(sim, c.Decline(grounds, ScreeningReason.OTHER), worker)
+        else:
+            self._close(sim, ClosureReason.MAXIMUM_DURATION)
+        return False
+
+    def _limit_reached(self, sim: _Sim) -> bool:
+        return self.loop.now >= sim.limit_day
 
     # -- intake and screening --------------------------------------------------------------
 
@@ -472,24 +665,32 @@ class _Model:
         for f in sim.factors:
             self._must(sim, c.RecordCrisisFactor(f), worker)
         self._must(sim, c.RecordIntakeFindings(sim.info_only, sim.counselling_only), worker)
-        assert sim.case is not None
-        episode = sim.case.episode
         if sim.consent:
-            at = self.start + dt.timedelta(days=self.loop.now)
+            # A new episode asks again for the consents the policy has lapse on reopening.
             for scope in (ConsentScope.SERVICE_PROVISION, ConsentScope.PERSONAL_DATA):
-                consent = Consent(
-                    f"{scope.value}-{episode}", scope, "adult", ConsentGiver.PERSON, "adult", at
-                )
-                self._must(sim, c.RecordConsent(consent), worker)
+                self._consent(sim, scope, worker)
         if (
             sim.ground is not None
             and not reopening
             and self._do(sim, c.InvokeStatutoryOverride(sim.ground), worker) is None
         ):
             # The model delivers the report at once: the outbox's confirmation is a fact here.
-            delivered = Facts(report_delivered_at=self.start + dt.timedelta(days=self.loop.now))
+            delivered = Facts(report_delivered_at=self._at())
             self._must(sim, c.FileMandatoryReport(sim.ground, f"{sim.id}-report"), worker, delivered)
+        if self._limit_reached(sim) and not self._at_limit(sim):
+            return  # the wait for a caseworker took the whole episode
         self._stage(sim, self.dur["intake"](), self._end_intake)
+
+    def _consent(self, sim: _Sim, scope: ConsentScope, worker: Actor, agency: Agency | None = None) -> None:
+        """Record the household's consent of ``scope`` (for ``agency``), unless one is in force."""
+        case = sim.case
+        assert case is not None
+        agency_id = agency.id if agency is not None else None
+        if any(x.agency_id == agency_id for x in case.active_consents(scope)):
+            return
+        consent_id = sim.next_id(f"{scope.value}-{case.episode}-")
+        consent = Consent(consent_id, scope, "adult", ConsentGiver.PERSON, "adult", self._at(), agency_id)
+        self._must(sim, c.RecordConsent(consent), worker)
 
     def _end_intake(self, sim: _Sim) -> None:
         self._must(sim, c.CompleteIntake(), self._worker(sim))
@@ -504,7 +705,12 @@ class _Model:
         exit_for = _EXIT_FOR.get(reason)
         if exit_for is None:
             raise SimulationFlowError(f"case {sim.id}: no exit for a select refused as {reason!r}")
-        refused = self._do(sim, exit_for(), worker)
+        self._exit(sim, exit_for(), worker)
+
+    def _exit(self, sim: _Sim, command: c.Command, worker: Actor) -> None:
+        """Leave before selection by ``command``; under a statutory duty, by a hand-over to the
+        competent authority."""
+        refused = self._do(sim, command, worker)
         if refused == Reason.STATUTORY_DUTY_ACTIVE.value:
             refused = self._do(sim, c.HandOver(AUTHORITY), worker)
         if refused is not None:
@@ -532,32 +738,23 @@ class _Model:
         worker = self._worker(sim)
         case = sim.case
         assert case is not None
-        open_needs = {n for g in case.goals if g.achieved_at is None for n in g.need_ids}
+        open_needs = {n for g in case.current_goals if g.open for n in g.need_ids}
         for need in case.needs:
             if need.need_id not in open_needs:
                 need_ids = (need.need_id,)
                 goal = Goal(sim.next_id("G"), f"{need.domain.value} need met", need_ids)
                 self._must(sim, c.SetGoal(goal), worker)
-        self._must(sim, c.ApprovePlan(), SUPERVISOR)
-        at = self.start + dt.timedelta(days=self.loop.now)
+        if self._approved(sim, c.ApprovePlan(), SUPERVISOR, worker) is not None:
+            raise SimulationFlowError(f"case {sim.id}: the plan's approval was refused")
+        at = self._at()
         assert sim.case is not None
         served = {s.need_id for s in sim.case.service_items if s.active}
         for need in sim.case.needs:
             if need.need_id in served:
                 continue
             provider = _PROVIDERS[need.domain]
-            if sim.consent and provider.id not in sim.shared and self._consent_active(sim):
-                sim.shared.add(provider.id)
-                share = Consent(
-                    sim.next_id("share-"),
-                    ConsentScope.SHARING,
-                    "adult",
-                    ConsentGiver.PERSON,
-                    "adult",
-                    at,
-                    provider.id,
-                )
-                self._must(sim, c.RecordConsent(share), worker)
+            if sim.consent and self._consent_active(sim):
+                self._consent(sim, ConsentScope.SHARING, worker, provider)
             item = ServiceItem(
                 sim.next_id("S"), need.need_id, need.domain.value, provider, ResourceKind.FORMAL, at
             )
@@ -571,25 +768,15 @@ class _Model:
     def _review(self, sim: _Sim) -> None:
         """The end of a service cycle: close, or reassess."""
         worker = self._worker(sim)
-        case = sim.case
-        assert case is not None
-        now = self.loop.now
-        at = self.start + dt.timedelta(days=now)
-        for item in case.service_items:
-            if item.active and item.time_limit is not None and item.time_limit <= at:
-                self._must(sim, c.EndService(item.item_id, "time limit reached"), worker)
         o, u = self.sc.outcomes, self.u_outcome
-        over = now - self.episodes["start"][sim.episode_row] > self.policy.time_limits.case_max_days
-        if o.close_at_case_limit and over:
-            self._close(sim, ClosureReason.MAXIMUM_DURATION)
-        elif u() < o.p_goals_met_per_cycle:
+        if u() < o.p_goals_met_per_cycle:
             case = sim.case
             assert case is not None
             for item in case.service_items:
                 if item.active:
                     self._must(sim, c.EndService(item.item_id, "goal met"), worker)
-            for goal in case.goals:
-                if goal.achieved_at is None:
+            for goal in case.current_goals:
+                if goal.open:
                     self._must(sim, c.AchieveGoal(goal.goal_id), worker)
             self._close(
                 sim, ClosureReason.SELF_RELIANT if u() < o.p_self_reliant else ClosureReason.GOALS_MET
@@ -602,14 +789,41 @@ class _Model:
 
     def _end_reassessment(self, sim: _Sim) -> None:
         worker = self._worker(sim)
-        if self.u_outcome() < self.sc.outcomes.p_revise_plan:
-            self._must(sim, c.RevisePlan(), worker)
+        revise = self.u_outcome() < self.sc.outcomes.p_revise_plan
+        self._must(sim, c.RevisePlan() if revise else c.ResumeService(), worker)
+        self._service_limits(sim, worker)
+        if revise:
             self._stage(sim, self.dur["planning"](), self._end_planning)
         else:
-            self._must(sim, c.ResumeService(), worker)
             self._stage(sim, self.dur["service_cycle"](), self._review)
 
+    def _service_limits(self, sim: _Sim, worker: Actor) -> None:
+        """After a reassessment, each service item past its time limit is extended (with the
+        scenario's probability, as far as the engine allows) or ended: the family takes over."""
+        case = sim.case
+        assert case is not None
+        at = self._at()
+        p = self.sc.outcomes.p_extend_service_at_limit
+        for item in case.service_items:
+            if not item.active or item.time_limit is None or item.time_limit > at:
+                continue
+            if self.u_limits() < p:
+                extend = c.ExtendService(item.item_id, "reassessed: the need is not met yet")
+                if self._approved(sim, extend, worker, worker) is None:
+                    continue
+            self._must(sim, c.EndService(item.item_id, "time limit reached"), worker)
+
     # -- stages with crises and withdrawals of consent ---------------------------------------
+
+    def _later(self, sim: _Sim, delay: float, step: Callable[[_Sim], None]) -> None:
+        """Take ``step`` after ``delay``, unless another step of active work is scheduled first."""
+        sim.gen += 1
+        self.loop.after(delay, self._step, (sim, sim.gen, step))
+
+    def _step(self, arg: tuple[_Sim, int, Callable[[_Sim], None]]) -> None:
+        sim, gen, step = arg
+        if gen == sim.gen:
+            step(sim)
 
     def _stage(self, sim: _Sim, duration: float, done: Callable[[_Sim], None]) -> None:
         """Spend ``duration`` in the current stage, unless a crisis or a withdrawal comes first."""
@@ -618,20 +832,22 @@ class _Model:
         sim.done = done
         if duration <= crisis and duration <= withdraw:
             sim.left = 0.0
-            self.loop.after(duration, done, sim)
+            self._later(sim, duration, done)
         elif crisis <= withdraw:
             sim.left = duration - crisis
-            self.loop.after(crisis, self._crisis, sim)
+            self._later(sim, crisis, self._crisis)
         else:
             sim.left = duration - withdraw
-            self.loop.after(withdraw, self._withdraw, sim)
+            self._later(sim, withdraw, self._withdraw)
 
     def _crisis(self, sim: _Sim) -> None:
         self._must(sim, c.DeclareCrisis("unforeseen crisis"), self._worker(sim))
-        self.loop.after(self.dur["crisis"](), self._resolve, sim)
+        self._later(sim, self.dur["crisis"](), self._resolve)
 
     def _resolve(self, sim: _Sim) -> None:
         self._must(sim, c.ResolveCrisis("stabilised"), self._worker(sim))
+        if self._limit_reached(sim) and not self._at_limit(sim):
+            return  # the time limit passed during the crisis intervention
         self._stage(sim, sim.left, sim.done)
 
     def _withdraw(self, sim: _Sim) -> None:
@@ -647,7 +863,10 @@ class _Model:
     # -- closure, after-care, recurrence -------------------------------------------------------
 
     def _close(self, sim: _Sim, reason: ClosureReason) -> None:
-        self._must(sim, c.Close(reason), self._worker(sim))
+        worker = self._worker(sim)
+        refused = self._approved(sim, c.Close(reason), worker, worker)
+        if refused is not None:
+            raise SimulationFlowError(f"case {sim.id}: closing for {reason.value!r} was refused ({refused})")
         self._finish(sim)
 
     def _finish(self, sim: _Sim) -> None:
@@ -659,13 +878,19 @@ class _Model:
         assert case is not None
         if case.state is not S.CLOSED or case.closure is None:
             return
+        reason = case.closure.reason
         o, u = self.sc.outcomes, self.u_outcome
-        recur = self.dur["recurrence"]() if u() < o.p_recurrence else math.inf
+        recurs = u() < o.p_recurrence
+        # A case closed on the client's death is not reopened (the rules refuse it).
+        recur = self.dur["recurrence"]() if recurs and reason is not ClosureReason.DEATH else math.inf
         aftercare = math.inf
-        if case.closure.reason is not ClosureReason.CONSENT_WITHDRAWN and u() < o.p_aftercare:
+        # After-care only follows the closures the policy names (goals met, ... by default).
+        if reason in self.policy.episodes.aftercare_after and u() < o.p_aftercare:
             start = c.StartAftercare("judged necessary at closure")
-            if self._do(sim, start, worker) is None:
-                aftercare = float(self.policy.time_limits.aftercare_days)
+            if self._approved(sim, start, worker, worker) is None:
+                plan = sim.case.aftercare if sim.case is not None else None
+                assert plan is not None
+                aftercare = self._days(plan.until) - self.loop.now
         if recur < aftercare:
             self.loop.after(recur, self._recur, sim)
         elif aftercare < math.inf:

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from .results import SimulationResult
+from .scenario import Scenario
 
 __all__ = ["markdown_report"]
 
@@ -27,6 +28,16 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     return lines
 
 
+def _limits(sc: Scenario) -> str:
+    tl, o = sc.policy.time_limits, sc.outcomes
+    return (
+        f"case limit {tl.case_max}, extended by a supervisor with probability "
+        f"{o.p_extend_case_at_limit:g} (at most {tl.max_case_extensions} x {tl.case_extension}); "
+        f"service item limit {tl.service_item_max}, extended after a reassessment with probability "
+        f"{o.p_extend_service_at_limit:g} (at most {tl.max_service_extensions} x {tl.service_extension})"
+    )
+
+
 def markdown_report(result: SimulationResult, *, plots: dict[str, str] | None = None) -> str:
     """The report as Markdown; ``plots`` maps a title to an image path to embed."""
     sc = result.scenario
@@ -43,7 +54,7 @@ def markdown_report(result: SimulationResult, *, plots: dict[str, str] | None = 
         "days deleted",
         f"- caseworkers: {sc.staff.caseworkers}, caseload cap {sc.staff.caseload_cap}, "
         f"queue {sc.staff.queue}",
-        f"- policy: programme {sc.policy.programme!r}, case limit {sc.policy.time_limits.case_max_days} days",
+        f"- policy: programme {sc.policy.programme!r}, time zone {sc.policy.time_zone}; {_limits(sc)}",
         f"- decisions by the rule engine: {sum(r.decisions for r in reps):,}, stage transitions "
         f"{sum(r.transitions for r in reps):,}, compute time {sum(r.wall_seconds for r in reps):.1f} s",
         "",
@@ -58,6 +69,8 @@ def markdown_report(result: SimulationResult, *, plots: dict[str, str] | None = 
         result.littles_law(),
         ["system", "L", "λW", "relative gap", "gap low", "gap high"],
     )
+    lines += ["", "## Time limits: extensions and closures at the limit (per replication, whole run)", ""]
+    lines += _table(result.time_limits(), ["measure", "per replication"])
     lines += ["", "## Refusals by the guards (per replication)", ""]
     refusals = result.refusals()
     if refusals.empty:

@@ -118,6 +118,21 @@ class SimulationResult:
         df = pd.concat(frames, ignore_index=True)
         return df.assign(days=df["left"] - df["entered"])
 
+    def time_limits(self) -> pd.DataFrame:
+        """Extensions and closures at the time limit over the whole run, per replication on
+        average, with the extensions the engine refused (``refused_*``)."""
+        n = len(self.replications)
+        totals: dict[str, float] = {}
+        for r in self.replications:
+            for name, count in _counts_after(r, 0.0).items():
+                totals[name] = totals.get(name, 0.0) + count
+            for (event, _, reason), count in r.refusals.items():
+                if event in ("extend_case", "extend_service"):
+                    key = f"refused_{event}_{reason}"
+                    totals[key] = totals.get(key, 0.0) + count
+        rows = [(name, total / n) for name, total in sorted(totals.items())]
+        return pd.DataFrame(rows, columns=["measure", "per_replication"])
+
     def refusals(self) -> pd.DataFrame:
         """How often each guard refused each event, per replication on average."""
         rows: dict[tuple[str, str, str], int] = {}
@@ -224,6 +239,25 @@ class SimulationResult:
         return files
 
 
+_DAYS_TO_SECONDS = 86_400.0
+
+
+def _counts_after(r: ReplicationResult, start: float) -> dict[str, float]:
+    """How many extensions and closures at the time limit one replication recorded from ``start``."""
+    events = np.asarray(r.log["event"], dtype=object)
+    times = _arr(r.log["time"])
+    after = times >= start
+    ep_end = _arr(r.episodes["end"])
+    reasons = np.asarray(r.episodes["closure_reason"], dtype=object)
+    return {
+        "case_extensions": float(((events == "extend_case") & after).sum()),
+        "service_extensions": float(((events == "extend_service") & after).sum()),
+        "maximum_duration_closures": float(
+            ((reasons == ClosureReason.MAXIMUM_DURATION.value) & (ep_end >= start)).sum()
+        ),
+    }
+
+
 def _replication_metrics(r: ReplicationResult, sc: Scenario) -> dict[tuple[str, str], float]:
     # The scenario's warm-up, not the run's: a run can be re-read with another warm-up.
     w, h = sc.warmup_days, r.horizon
@@ -278,12 +312,22 @@ def _replication_metrics(r: ReplicationResult, sc: Scenario) -> dict[tuple[str, 
     for reason in ClosureReason:
         m[("closure_reason_share", reason.value)] = _mean((closed == reason.value).astype(float))
 
-    limit = float(sc.policy.time_limits.case_max_days)
-    began, ended = _arr(r.episodes["start"]), _arr(r.episodes["end"])
-    # Only episodes begun a full limit before the horizon can be seen to run past it.
-    observable = (began >= w) & (began <= h - limit)
-    length = np.where(np.isnan(ended), h, ended) - began
-    m[("over_case_limit_share", "")] = _mean((length[observable] > limit).astype(float))
+    # Each episode's limit is the policy's case_max from its start on the programme's calendar
+    # (not a fixed number of days), as the case holds it; extended_to is after the extensions.
+    ep = r.episodes
+    began, ended = _arr(ep["start"]), _arr(ep["end"])
+    limit, extended_to = _arr(ep["limit"]), _arr(ep["extended_to"])
+    # Only episodes whose limit falls before the horizon can be seen to run past it.
+    observable = (began >= w) & (limit <= h)
+    until = np.where(np.isnan(ended), h, ended)
+    m[("over_case_limit_share", "")] = _mean((until[observable] > limit[observable]).astype(float))
+    m[("extended_episode_share", "")] = _mean((_arr(ep["extensions"])[observable] > 0).astype(float))
+    # Past the extended limit only a crisis intervention under way at the limit runs on.
+    beyond = (until[observable] - extended_to[observable]) * _DAYS_TO_SECONDS > 1.0
+    m[("over_extended_limit_share", "")] = _mean(beyond.astype(float))
+    counted = _counts_after(r, w)
+    for name, n in counted.items():
+        m[(f"{name}_per_year", "")] = n / span * 365.0
 
     reports = _arr(r.cases["mandatory_reports"])[after]
     m[("mandatory_reports_per_100_cases", "")] = float(reports.sum()) / max(int(after.sum()), 1) * 100

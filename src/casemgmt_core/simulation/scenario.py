@@ -40,7 +40,8 @@ from .._checks import (
     source_name,
     strict_converter,
 )
-from .._validation import MAX_LINE, MAX_NAME, aware_datetime, boolean, check_identifier, integer, line
+from .._validation import MAX_LINE, MAX_NAME, aware_datetime, check_identifier, integer, line
+from ..durations import Duration
 from ..errors import InvalidData, PolicyError
 from ..model import ClosureReason, CrisisFactor, ReferralChannel
 from ..policy import DEFAULT_POLICY, Policy, TimeLimits, structure_policy
@@ -228,7 +229,8 @@ class Durations:
     """Stage durations in days (parameters and values at most 36 500; an empirical distribution
     has at most 10 000 values). A stage interrupted by a crisis resumes for what is left.
 
-    After-care lasts the policy's ``time_limits.aftercare_days``: the rules, not the scenario.
+    After-care lasts the policy's ``time_limits.aftercare``, and an episode at most its
+    ``case_max`` (with extensions): the rules, not the scenario.
     """
 
     intake: Distribution = field(default=_INTAKE, converter=_to_dist, validator=_duration)
@@ -277,9 +279,17 @@ class Outcomes:
     p_revise_plan: float = field(default=0.5, validator=_probability)
     """After a reassessment: revise the plan (back to planning) rather than resume services."""
     p_aftercare: float = field(default=0.4, validator=_probability)
+    """After a closure the policy allows after-care for (``episodes.aftercare_after``)."""
     p_recurrence: float = field(default=0.15, validator=_probability)
-    close_at_case_limit: bool = field(default=False, validator=boolean)
-    """Close a case at its first review past the policy's ``case_max_days`` (``maximum_duration``)."""
+    p_extend_case_at_limit: float = field(default=0.0, validator=_probability)
+    """At the episode's time limit (the policy's ``case_max``), a supervisor extends the case
+    (``extend_case``, by the policy's ``case_extension``); otherwise, and once the policy's
+    ``max_case_extensions`` are used (the engine refuses more), it is closed for
+    ``maximum_duration``. Drawn at each limit reached."""
+    p_extend_service_at_limit: float = field(default=0.0, validator=_probability)
+    """After a reassessment, a service item past its time limit is extended (``extend_service``,
+    by the policy's ``service_extension``, at most ``max_service_extensions`` times); otherwise
+    it ends and the family takes it over. Drawn for each such item."""
 
     @dropout_reasons.validator
     def _dropout(self, attribute: Attribute[Any], value: Mapping[ClosureReason, float]) -> None:
@@ -291,14 +301,23 @@ class Outcomes:
 
 
 def _longest_period(policy: Policy) -> int:
-    """The policy's longest time limit in whole days (hours rounded up)."""
+    """An upper bound in whole days of the policy's longest period: each time limit (months
+    counted as 31 days), a case or a service item with every extension, the statutory hours
+    (rounded up), and a day for the time zone."""
     limits = policy.time_limits
-    days: list[int] = [getattr(limits, a.name) for a in fields(TimeLimits) if a.name != "reminder_lead_days"]
+    days = [d.longest_days for a in fields(TimeLimits) if type(d := getattr(limits, a.name)) is Duration]
+    days.append(
+        limits.case_max.longest_days + limits.max_case_extensions * limits.case_extension.longest_days
+    )
+    days.append(
+        limits.service_item_max.longest_days
+        + limits.max_service_extensions * limits.service_extension.longest_days
+    )
     hours = [0]
     for rule in policy.statutory.values():
         hours.append(rule.report_within_hours)
         hours.append(rule.confirmation_within_hours or 0)
-    return max(*days, math.ceil(max(hours) / 24))
+    return max(*days, math.ceil(max(hours) / 24)) + 1
 
 
 def _program(instance: object, attribute: Attribute[Any], value: object) -> None:
@@ -456,6 +475,12 @@ def _read_table(path: Path) -> tuple[tuple[float, ReferralChannel], ...]:
     return tuple(sorted(out, key=lambda r: r[0]))
 
 
+_REMOVED_CLOSE_AT_LIMIT = (
+    "is no longer a choice: the policy's case time limit binds, and a case at its limit is "
+    "closed for maximum_duration unless extended (set p_extend_case_at_limit, 0 to 1)"
+)
+
+
 def load_scenario(source: str | Path | Mapping[str, Any], *, base_dir: Path | None = None) -> Scenario:
     """Load a scenario from TOML text, a TOML file (``pathlib.Path``), or an already parsed mapping
     with string keys.
@@ -463,7 +488,7 @@ def load_scenario(source: str | Path | Mapping[str, Any], *, base_dir: Path | No
     Relative paths inside (``policy_file``, ``arrivals.table``) are resolved against the file's
     folder, or ``base_dir``. Sources are bounded like a policy's (1 MiB, 16 levels, UTF-8).
     Raises :class:`ScenarioError` naming every problem and, in ``fields``, where each one is
-    (``scenario.staff.caseworkers``, ``scenario.policy.time_limits.case_max_days``).
+    (``scenario.staff.caseworkers``, ``scenario.policy.time_limits.case_max``).
     """
     name = source_name(source, "scenario")
     if isinstance(source, Path):
@@ -503,6 +528,10 @@ def load_scenario(source: str | Path | Mapping[str, Any], *, base_dir: Path | No
         except Invalid as exc:
             problems.extend((("arrivals", "table", *p), m) for p, m in exc.problems)
         data["arrivals"] = arrivals
+    outcomes = data.get("outcomes")
+    if isinstance(outcomes, Mapping) and "close_at_case_limit" in outcomes:
+        data["outcomes"] = {k: v for k, v in outcomes.items() if k != "close_at_case_limit"}
+        problems.append((("outcomes", "close_at_case_limit"), _REMOVED_CLOSE_AT_LIMIT))
     scenario: Scenario | None = None
     try:
         scenario = _converter().structure({**data, "policy": policy}, Scenario)
