@@ -251,3 +251,24 @@ def consent_for(agency: str) -> cm.Consent:
     return cm.Consent(
         f"share-{agency}", cm.ConsentScope.SHARING, "parent", cm.ConsentGiver.PERSON, "parent", T0, agency
     )
+
+
+def test_a_dropped_goal_cannot_be_achieved() -> None:
+    d = reach(cm.CaseState.PLANNING)
+    d.run([c.SetGoal(cm.Goal("G1", "back in work", ["N1"])), c.SetGoal(cm.Goal("G2", "debts", ["N1"]))])
+    d.do(c.DropGoal("G2", "paid off by a relative"))
+    d.do(c.ApprovePlan(), actor=SUPERVISOR)
+    with pytest.raises(cm.InvalidData) as info:
+        d.do(c.AchieveGoal("G2"))
+    assert (info.value.field, info.value.allowed) == ("goal_id", "G1")
+    assert d.do(c.AchieveGoal("G1")).goal("G1").achieved_at == d.now  # type: ignore[union-attr]
+
+
+def test_a_closed_case_is_due_only_for_its_pending_aftercare_approvals() -> None:
+    d = reach(cm.CaseState.SERVICE)
+    d.do(c.RequestApproval("A-close", cm.ApprovalStep.CLOSURE))
+    d.do(c.Close(cm.ClosureReason.GOALS_MET), actor=SUPERVISOR)  # the default needs no approval
+    d.do(c.RequestApproval("A-after", cm.ApprovalStep.AFTERCARE))
+    later = d.now + dt.timedelta(days=400)
+    pending = [(i.kind, i.subject) for i in cm.due(d.case, POLICY, later)]
+    assert pending == [(cm.DueKind.APPROVAL, "A-after")]

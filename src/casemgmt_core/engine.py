@@ -713,7 +713,7 @@ def _check_achieve_goal(
     case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
 ) -> None:
     assert isinstance(command, c.AchieveGoal)
-    open_goals = [g.goal_id for g in case.goals if g.achieved_at is None]
+    open_goals = [g.goal_id for g in case.goals if g.open]
     if command.goal_id not in open_goals:
         raise _missing("open goal", command.goal_id, open_goals, "goal_id")
 

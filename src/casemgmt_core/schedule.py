@@ -10,7 +10,7 @@ from attrs import frozen
 
 from .guards import case_time_limit
 from .lifecycle import ACTIVE_STATES, FINAL_STATES
-from .model import ApprovalStatus, Case, CaseState, ClosureReason
+from .model import ApprovalStatus, ApprovalStep, Case, CaseState, ClosureReason
 from .policy import Policy
 
 __all__ = ["DueItem", "DueKind", "due", "next_deadline"]
@@ -62,7 +62,9 @@ def _deadlines(case: Case, policy: Policy) -> Iterator[tuple[DueKind, str, dt.da
         yield DueKind.OVERRIDE_CONFIRMATION, override.ground.value, override.confirm_by
     if case.state not in _DECIDED:
         for approval in case.approvals:
-            if approval.status is ApprovalStatus.PENDING:
+            # Once closed, only an after-care approval can still be acted on.
+            closed = case.state is CaseState.CLOSED and approval.step is not ApprovalStep.AFTERCARE
+            if approval.status is ApprovalStatus.PENDING and not closed:
                 yield DueKind.APPROVAL, approval.approval_id, after(approval.requested_at, limits.approval)
     if case.state is CaseState.ASSESSMENT:
         yield DueKind.ASSESSMENT, "", after(case.state_entered_at, limits.assessment)

@@ -450,7 +450,7 @@ class Maker:
         return c.SetGoal(Goal(self.new("G"), "back in work", self.pick(valid, chosen, ["N-none"])))
 
     def _achieve_goal(self, case: Case, valid: bool) -> c.Command | None:
-        open_goals = [g.goal_id for g in case.goals if g.achieved_at is None]
+        open_goals = [g.goal_id for g in case.goals if g.achieved_at is None and g.dropped_at is None]
         if not open_goals and valid:
             return None
         return c.AchieveGoal(self.pick(valid, choose(self.draw, open_goals or ["G-none"]), "G-none"))
