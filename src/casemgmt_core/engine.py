@@ -30,6 +30,7 @@ from .guards import (
     case_time_limit,
     eligibility_failures,
     relinked_from,
+    service_limit,
 )
 from .lifecycle import INITIAL_STATE, TABLE, CompiledTransition, allowed_events
 from .model import (
@@ -157,7 +158,7 @@ def decide(
 
 
 #: Commands that may use an approval (their ``approval_id`` is the approval used).
-_APPROVED_STEPS = (c.ApprovePlan, c.Close, c.ExtendCase, c.ExtendService, c.StartAftercare, c.LinkService)
+_APPROVED_STEPS = tuple(c.COMMAND_TYPES[event] for event in APPROVAL_STEPS)
 
 
 def _with_approval_used(completed: c.Command, command: c.Command, verdicts: tuple[Verdict, ...]) -> c.Command:
@@ -333,7 +334,6 @@ def _complete_aftercare(
     case: Case, command: c.Command, policy: Policy, now: dt.datetime, facts: Facts
 ) -> c.Command:
     assert isinstance(command, c.StartAftercare)
-    _check_named_approval(case, command.approval_id, ApprovalStep.AFTERCARE)
     if command.until is not None:
         return command
     return evolve(command, until=policy.deadline(now, policy.time_limits.aftercare))
@@ -342,7 +342,7 @@ def _complete_aftercare(
 def _service_limit(case: Case, item_id: str, policy: Policy) -> dt.datetime:
     item = case.service_item(item_id)
     assert item is not None
-    return item.time_limit or policy.deadline(item.start, policy.time_limits.service_item_max)
+    return service_limit(item, policy)
 
 
 def _complete_extend_service(
@@ -772,8 +772,7 @@ def _check_record_journal(
     case: Case, command: c.Command, policy: Policy, now: dt.datetime, actor: Actor
 ) -> None:
     assert isinstance(command, c.RecordJournal)
-    if not command.text.strip():
-        raise InvalidData("must not be empty", field="text")
+    _required_text(command.text, "text")
     if command.member_id is not None and case.household.member(command.member_id) is None:
         raise _missing(
             "member", command.member_id, (m.member_id for m in case.household.members), "member_id"

@@ -48,6 +48,7 @@ __all__ = [
     "eligibility_failures",
     "find_approval",
     "relinked_from",
+    "service_limit",
 ]
 
 
@@ -869,6 +870,11 @@ def _justified(
 _NOT_RELINKED = _allow("relink_justified", Reason.NOT_RELINKED)
 
 
+def service_limit(item: ServiceItem, policy: Policy) -> dt.datetime:
+    """The end of a service item's current period: its limit, else the policy's from its start."""
+    return item.time_limit or policy.deadline(item.start, policy.time_limits.service_item_max)
+
+
 def relinked_from(case: Case, item: ServiceItem, policy: Policy) -> tuple[ServiceItem, dt.datetime] | None:
     """The ended item of the same service for the same need whose limit window ``item`` starts
     in, and the end of that window: linking ``item`` continues it, as an extension would."""
@@ -879,7 +885,7 @@ def relinked_from(case: Case, item: ServiceItem, policy: Policy) -> tuple[Servic
             earlier = s
     if earlier is None:
         return None
-    window = earlier.time_limit or policy.deadline(earlier.start, policy.time_limits.service_item_max)
+    window = service_limit(earlier, policy)
     return (earlier, window) if item.start < window else None
 
 
@@ -931,7 +937,7 @@ def extension_within_policy(
         item = case.service_item(command.item_id)
         assert item is not None
         done, most, longest = item.extensions, limits.max_service_extensions, limits.service_extension
-        current = item.time_limit or policy.deadline(item.start, limits.service_item_max)
+        current = service_limit(item, policy)
         what = f"service item {item.item_id!r}"
     else:
         assert isinstance(command, c.ExtendCase)
