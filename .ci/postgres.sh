@@ -1,7 +1,11 @@
 # Sourced by .ci/run: start a throwaway PostgreSQL server on 127.0.0.1 for the storage tests and
-# export CASEMGMT_TEST_POSTGRES_URL. The server stops and its files go when the CI shell exits.
+# export CASEMGMT_TEST_POSTGRES_URL. The server stops and its files go when the CI shell exits
+# (the EXIT trap is shared with mariadb.sh through cleanup.sh).
 # Safe under `set -euo pipefail`: every variable is set before use, and a failure stops CI with
 # the server's own message.
+
+# shellcheck source=cleanup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cleanup.sh"
 
 casemgmt_pg_start() {
   local bindir port top
@@ -20,7 +24,7 @@ casemgmt_pg_start() {
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   CASEMGMT_PG_STOP=("${as_pg[@]}" "${bindir}/pg_ctl" -D "${top}/data" -m immediate -w stop)
   CASEMGMT_PG_DIR="${top}"
-  trap 'casemgmt_pg_stop' EXIT
+  casemgmt_at_exit casemgmt_pg_stop
   "${as_pg[@]}" "${bindir}/initdb" -D "${top}/data" -A trust -U postgres -E UTF8 --locale=C --no-sync >/dev/null
   if ! "${as_pg[@]}" "${bindir}/pg_ctl" -D "${top}/data" -l "${top}/server.log" -w -t 60 \
       -o "-h 127.0.0.1 -p ${port} -k ${top}" start >/dev/null; then
@@ -34,6 +38,7 @@ casemgmt_pg_start() {
 casemgmt_pg_stop() {
   "${CASEMGMT_PG_STOP[@]}" >/dev/null 2>&1 || true
   rm -rf "${CASEMGMT_PG_DIR}"
+  CASEMGMT_PG_STOP=(true)
 }
 
 casemgmt_pg_start

@@ -223,9 +223,11 @@ def test_queries_page_through_cases_and_due_items() -> None:
     m.handle("C3", c.AssignCaseworker("w-3"), actor=WORKER)
     page = m.find(cm.CaseQuery(state=S.INTAKE, limit=2))
     assert [x.case_id for x in page.items] == ["C0", "C1"]
-    assert page.next_offset == 2
-    last = m.find(cm.CaseQuery(state=S.INTAKE, limit=2, offset=4))
-    assert ([x.case_id for x in last.items], last.next_offset) == (["C4"], None)
+    assert page.next_after is not None
+    middle = m.find(cm.CaseQuery(state=S.INTAKE, limit=2, after=page.next_after))
+    assert [x.case_id for x in middle.items] == ["C2", "C3"]
+    last = m.find(cm.CaseQuery(state=S.INTAKE, limit=2, after=middle.next_after))
+    assert ([x.case_id for x in last.items], last.next_after) == (["C4"], None)
     assert [x.case_id for x in m.find(cm.CaseQuery(caseworker_id="w-3")).items] == ["C3"]
     assert [x.case_id for x in m.find(cm.CaseQuery(household_id="H2")).items] == ["C2"]
     later = T0 + dt.timedelta(days=40)

@@ -6,6 +6,7 @@ with guards (consent, the statutory override of consent, duplicate service, elig
 as data, and pluggable storage and notification adapters.
 """
 
+from . import json as json  # the JSON contract: casemgmt_core.json (modules use the standard json)
 from .adapters import open_store
 from .adapters.memory import InMemoryRegistry, InMemoryStore, RecordingNotifier
 from .adapters.sqlite import SQLiteStore
@@ -144,10 +145,13 @@ from .ports import (
     Refusal,
 )
 from .schedule import DueItem, DueKind, due
-from .service import CaseManager
+from .service import AsyncCaseManager, CaseManager
+
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     # engine
+    "AsyncCaseManager",
     "CaseManager",
     "decide",
     "apply",

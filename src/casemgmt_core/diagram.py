@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .i18n import label
-from .lifecycle import DEFINITION, to_dot, to_mermaid
+from .lifecycle import DEFINITION, DiagramUnavailable, to_dot, to_mermaid
 from .model import CaseState
 
 __all__ = ["lifecycle_page", "main"]
@@ -95,9 +95,14 @@ the caller's to choose:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     folder = Path(args[0] if args else "docs")
+    try:
+        dot = to_dot()
+    except DiagramUnavailable as exc:  # write neither file rather than one of them
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "lifecycle.md").write_text(lifecycle_page(), encoding="utf-8")
-    (folder / "lifecycle.dot").write_text(to_dot(), encoding="utf-8")
+    (folder / "lifecycle.dot").write_text(dot, encoding="utf-8")
     print(f"wrote {folder / 'lifecycle.md'} and {folder / 'lifecycle.dot'}")
     return 0
 

@@ -7,7 +7,12 @@ an adapter: they are translated into :class:`StorageError` or :class:`Concurrenc
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
+from enum import Enum
+from typing import Any
+
+from .i18n import LANGUAGES, labels
 
 __all__ = [
     "AuthorizationDenied",
@@ -25,10 +30,72 @@ __all__ = [
 
 
 class CaseManagementError(Exception):
-    """Root of every error this library raises on purpose."""
+    """Root of every error this library raises on purpose.
+
+    The attributes a subclass annotates in its class body are its structured attributes: they
+    are what :meth:`to_dict` puts in the body (and what ``casemgmt_core.json`` describes in the
+    error's JSON Schema).
+    """
 
     #: A stable, machine-readable code (also the key of the error's label in the i18n tables).
     code: str = "case_management_error"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as a JSON-ready body, for an HTTP response or an audit log.
+
+        ``{"code", "message", <each structured attribute>, "labels": {"ko", "en"}}``, and
+        ``"reason_labels"`` where the error has a refusal ``reason`` with labels. ``message`` is
+        the full text (``str(error)``). ``InvalidData.value`` is left out: what a caller passed in
+        the wrong place may be personal data, and the body leaves the process.
+        """
+        body: dict[str, Any] = {"code": self.code, "message": str(self)}
+        for name in error_attributes(type(self)):
+            body[name] = _json_ready(getattr(self, name, None))
+        body["labels"] = _error_labels(type(self))
+        reason = body.get("reason")
+        reasons = labels().get("reason", {})
+        if type(reason) is str and reason in reasons:
+            body["reason_labels"] = {language: reasons[reason][language] for language in LANGUAGES}
+        return body
+
+
+#: Attributes every error has in its body, or that :meth:`CaseManagementError.to_dict` leaves out.
+_NOT_STRUCTURED = frozenset({"code", "message", "value"})
+
+
+def error_attributes(cls: type[CaseManagementError]) -> tuple[str, ...]:
+    """The structured attributes of an error class: those annotated in its class body and its
+    bases' (bases first), but ``code``, ``message`` and ``value``."""
+    names: dict[str, None] = {}
+    for klass in reversed(cls.__mro__):
+        if isinstance(klass, type) and issubclass(klass, CaseManagementError):
+            for name in inspect.get_annotations(klass):
+                if name not in _NOT_STRUCTURED:
+                    names[name] = None
+    return tuple(names)
+
+
+def _error_labels(cls: type[CaseManagementError]) -> dict[str, str]:
+    """The labels of the error's code, or of the nearest base class's code that has labels."""
+    table = labels().get("error", {})
+    for klass in cls.__mro__:
+        code = getattr(klass, "code", None)
+        if type(code) is str and code in table:
+            return {language: table[code][language] for language in LANGUAGES}
+    return {language: table[CaseManagementError.code][language] for language in LANGUAGES}
+
+
+def _json_ready(value: object) -> Any:
+    """An attribute's value as JSON-ready data (enumerations by value, sequences as lists)."""
+    if isinstance(value, Enum):
+        return value.value
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, tuple | list):
+        return [_json_ready(x) for x in value]
+    if isinstance(value, frozenset | set):
+        return sorted(_json_ready(x) for x in value)
+    return str(value)
 
 
 class TransitionRefused(CaseManagementError):
@@ -39,6 +106,11 @@ class TransitionRefused(CaseManagementError):
     """
 
     code = "transition_refused"
+    case_id: str
+    state: str
+    event: str
+    guard: str
+    reason: str
 
     def __init__(
         self, *, case_id: str, state: str, event: str, guard: str, reason: str, message: str
@@ -58,6 +130,10 @@ class UnknownCommand(CaseManagementError):
     """The command does not apply to the case's current state."""
 
     code = "unknown_command"
+    case_id: str
+    state: str
+    event: str
+    allowed: tuple[str, ...]
 
     def __init__(self, *, case_id: str, state: str, event: str, allowed: Iterable[str]) -> None:
         self.case_id = case_id
@@ -79,6 +155,8 @@ class InvalidData(CaseManagementError, ValueError):
     """
 
     code = "invalid_data"
+    field: str | None
+    allowed: str | None
 
     def __init__(
         self,
@@ -109,6 +187,9 @@ class PolicyError(InvalidData):
     """
 
     code = "policy_error"
+    problems: tuple[str, ...]
+    fields: tuple[str | None, ...]
+    source: str
 
     def __init__(
         self, problems: Sequence[str], *, source: str = "policy", fields: Sequence[str | None] = ()
@@ -127,6 +208,11 @@ class AuthorizationDenied(CaseManagementError):
     """The actor's role may not issue this command. The denial is recorded before this is raised."""
 
     code = "authorization_denied"
+    case_id: str
+    event: str
+    actor_id: str
+    role: str
+    allowed_roles: tuple[str, ...]
 
     def __init__(
         self, *, case_id: str, event: str, actor_id: str, role: str, allowed_roles: Iterable[str]
@@ -144,6 +230,7 @@ class AuthorizationDenied(CaseManagementError):
 
 class CaseNotFound(CaseManagementError, LookupError):
     code = "case_not_found"
+    case_id: str
 
     def __init__(self, case_id: str) -> None:
         self.case_id = case_id
@@ -154,6 +241,8 @@ class DuplicateCase(CaseManagementError):
     """The household already has an active case (an episode) in this store."""
 
     code = "duplicate_case"
+    household_id: str
+    existing_case_id: str
 
     def __init__(self, *, household_id: str, existing_case_id: str) -> None:
         self.household_id = household_id
@@ -174,6 +263,9 @@ class ConcurrencyConflict(StorageError):
     """Someone else changed the case first: the write was based on a stale version."""
 
     code = "concurrency_conflict"
+    case_id: str
+    expected_version: int
+    actual_version: int | None
 
     def __init__(self, *, case_id: str, expected_version: int, actual_version: int | None):
         self.case_id = case_id

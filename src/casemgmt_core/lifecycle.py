@@ -18,6 +18,7 @@ from attrs import frozen
 from transitions import Machine
 
 from . import commands as c
+from .errors import CaseManagementError
 from .guards import GUARDS, Guard
 from .model import Case, CaseState, ConsentScope
 
@@ -31,6 +32,7 @@ __all__ = [
     "LIVE_STATES",
     "TABLE",
     "CompiledTransition",
+    "DiagramUnavailable",
     "TransitionSpec",
     "allowed_events",
     "build_machine",
@@ -321,6 +323,29 @@ def to_mermaid(*, include_records: bool = False) -> str:
     return str(_graph_machine("mermaid", include_records).get_graph().draw(None))
 
 
+class DiagramUnavailable(CaseManagementError, ImportError):
+    """A diagram format needs a package that is not installed; the message names the extra."""
+
+    code = "diagram_unavailable"
+
+
 def to_dot(*, include_records: bool = False) -> str:
-    """The lifecycle as Graphviz DOT source (needs the ``graphviz`` package: ``casemgmt-core[diagrams]``)."""
-    return str(_graph_machine("graphviz", include_records).get_graph().source)
+    """The lifecycle as Graphviz DOT source.
+
+    Needs the ``graphviz`` Python package (``pip install 'casemgmt-core[diagrams]'``), not the
+    Graphviz programs: only the source is produced. Without the package this raises
+    :class:`DiagramUnavailable` (an :class:`ImportError` too) rather than returning another format.
+    """
+    try:
+        import graphviz  # noqa: F401
+    except ImportError:
+        raise DiagramUnavailable(_NO_GRAPHVIZ) from None
+    machine = _graph_machine("graphviz", include_records)
+    # transitions falls back to Mermaid when it cannot use graphviz: never pass that off as DOT.
+    if not getattr(machine, "graph_cls", type).__module__.endswith("diagrams_graphviz"):
+        _graph_machine.cache_clear()
+        raise DiagramUnavailable(_NO_GRAPHVIZ)
+    return str(machine.get_graph().source)
+
+
+_NO_GRAPHVIZ = "the DOT diagram needs the graphviz Python package: pip install 'casemgmt-core[diagrams]'"

@@ -19,11 +19,15 @@ from ._validation import check_identifier, enum_member, integer, optional
 from .errors import InvalidData
 from .events import Event
 from .model import Agency, Case, CaseState, Household, Need
+from .schedule import Deadline, DueItem
 
 __all__ = [
     "BrokenLink",
     "CaseQuery",
     "CaseStore",
+    "DEFAULT_TENANT",
+    "DuePage",
+    "DueQuery",
     "ChainProblem",
     "ChainReport",
     "Commit",
@@ -107,11 +111,15 @@ class Commit:
     next_deadline: dt.datetime | None = None
     """The case's earliest deadline under the policy (see :func:`~casemgmt_core.due`), stored
     so that ``CaseQuery(due_before=...)`` finds cases with something due."""
+    deadlines: tuple[Deadline, ...] = ()
+    """Every pending deadline of the case under the policy (see
+    :func:`~casemgmt_core.schedule.deadlines`): they replace the ones stored before, and
+    :meth:`CaseStore.due` answers from them without loading cases."""
 
 
 def _optional_id(instance: object, attribute: Attribute[Any], value: object) -> None:
     if value is not None:
-        check_identifier(value, f"CaseQuery.{attribute.name}")
+        check_identifier(value, f"{type(instance).__name__}.{attribute.name}")
 
 
 def _optional_aware(instance: object, attribute: Attribute[Any], value: object) -> None:
@@ -129,14 +137,49 @@ def _optional_aware(instance: object, attribute: Attribute[Any], value: object) 
             problem = "cannot be expressed in UTC"
     if problem is not None:
         raise InvalidData(
-            problem, field=f"CaseQuery.{attribute.name}", allowed="a timezone-aware datetime, or None"
+            problem,
+            field=f"{type(instance).__name__}.{attribute.name}",
+            allowed="a timezone-aware datetime, or None",
         )
+
+
+#: The tenant of a store that was given none: a single centre or programme.
+DEFAULT_TENANT = "default"
+
+#: Longest page cursor (:attr:`CaseQuery.after`, :attr:`DueQuery.after`).
+MAX_CURSOR = 2048
+
+
+def _optional_cursor(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if type(value) is not str or not 0 < len(value) <= MAX_CURSOR or not value.isascii():
+        raise InvalidData(
+            "is not a page cursor",
+            field=f"{type(instance).__name__}.{attribute.name}",
+            allowed="None, or the next_after of the page before",
+        )
+
+
+def _required_aware(instance: object, attribute: Attribute[Any], value: object) -> None:
+    if value is None:
+        raise InvalidData(
+            "is required",
+            field=f"{type(instance).__name__}.{attribute.name}",
+            allowed="a timezone-aware datetime",
+        )
+    _optional_aware(instance, attribute, value)
 
 
 @frozen
 class CaseQuery:
     """Which cases :meth:`CaseStore.find` returns, a page at a time. Checked when built: a field
-    of the wrong type or out of range is :class:`~casemgmt_core.InvalidData`."""
+    of the wrong type or out of range is :class:`~casemgmt_core.InvalidData`.
+
+    Pages are keyset pages: pass the previous page's :attr:`Page.next_after` as ``after``. Cases
+    come in case id order (code point order); with ``due_before``, in order of their earliest
+    deadline, then case id. Every page costs the same, wherever it is.
+    """
 
     state: CaseState | None = field(default=None, validator=optional(enum_member(CaseState)))
     caseworker_id: str | None = field(default=None, validator=_optional_id)
@@ -144,14 +187,36 @@ class CaseQuery:
     due_before: dt.datetime | None = field(default=None, validator=_optional_aware)
     """Only cases whose earliest deadline is at or before this time."""
     limit: int = field(default=50, validator=integer(1, 1000))
-    offset: int = field(default=0, validator=integer(0, 2**31 - 1))
+    after: str | None = field(default=None, validator=_optional_cursor, repr=False)
+    """The cursor of the page before (its :attr:`Page.next_after`); ``None`` for the first page."""
 
 
 @frozen
 class Page:
     items: tuple[Case, ...]
-    next_offset: int | None
-    """Pass as ``offset`` for the next page; ``None`` on the last page."""
+    next_after: str | None
+    """Pass as ``after`` for the next page; ``None`` on the last page."""
+
+
+@frozen
+class DueQuery:
+    """Which deadlines :meth:`CaseStore.due` returns: those listed by ``now`` (see
+    :class:`~casemgmt_core.schedule.Deadline`), of the cases the other fields select, a keyset
+    page at a time in order of :attr:`~casemgmt_core.schedule.Deadline.listed_from`."""
+
+    now: dt.datetime = field(validator=_required_aware)
+    state: CaseState | None = field(default=None, validator=optional(enum_member(CaseState)))
+    caseworker_id: str | None = field(default=None, validator=_optional_id)
+    household_id: str | None = field(default=None, validator=_optional_id)
+    limit: int = field(default=1000, validator=integer(1, 10_000))
+    after: str | None = field(default=None, validator=_optional_cursor, repr=False)
+
+
+@frozen
+class DuePage:
+    items: tuple[DueItem, ...]
+    """Each item's ``overdue`` says whether ``now`` is past it."""
+    next_after: str | None
 
 
 class ChainProblem(StrEnum):
@@ -216,6 +281,14 @@ class CaseStore(Protocol):
     no longer loads, raises :class:`~casemgmt_core.StorageError`.
     """
 
+    tenant_id: str
+    """The tenant (centre or programme) whose rows this store object reads and writes."""
+
+    def for_tenant(self, tenant_id: str) -> CaseStore:
+        """The same storage, seen by another tenant: nothing one tenant stored is visible to
+        (or changed by) another, by any method."""
+        ...
+
     def commit(self, commit: Commit) -> None: ...
 
     def load(self, case_id: str) -> Case:
@@ -227,6 +300,10 @@ class CaseStore(Protocol):
     def active_case_for_household(self, household_id: str) -> str | None: ...
 
     def find(self, query: CaseQuery) -> Page: ...
+
+    def due(self, query: DueQuery) -> DuePage:
+        """The stored deadlines (see :attr:`Commit.deadlines`) listed by ``query.now``."""
+        ...
 
     def record_refusal(self, refusal: Refusal) -> None: ...
 

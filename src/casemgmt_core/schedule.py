@@ -13,7 +13,7 @@ from .lifecycle import ACTIVE_STATES, FINAL_STATES
 from .model import ApprovalStatus, ApprovalStep, Case, CaseState, ClosureReason
 from .policy import Policy
 
-__all__ = ["DueItem", "DueKind", "due", "next_deadline"]
+__all__ = ["LISTED_ALWAYS", "Deadline", "DueItem", "DueKind", "deadlines", "due", "next_deadline"]
 
 
 class DueKind(StrEnum):
@@ -43,6 +43,28 @@ class DueItem:
     """What the deadline is about: a service item id, a statutory ground; empty for the case."""
     overdue: bool = False
 
+
+@frozen(order=True)
+class Deadline:
+    """A pending deadline as a store keeps it, so that what is due is found without loading cases.
+
+    ``listed_from`` is when :func:`due` starts to list it: the deadline less the policy's reminder
+    lead time, or :data:`LISTED_ALWAYS` for the statutory deadlines listed from the start.
+    """
+
+    listed_from: dt.datetime
+    due_at: dt.datetime
+    case_id: str
+    kind: DueKind
+    subject: str = ""
+
+    def item(self, now: dt.datetime) -> DueItem:
+        return DueItem(self.due_at, self.case_id, self.kind, self.subject, now > self.due_at)
+
+
+#: The ``listed_from`` of a deadline listed whatever the lead time (a mandatory report, an
+#: override's confirmation): earlier than any time the model accepts.
+LISTED_ALWAYS = dt.datetime(1850, 1, 1, tzinfo=dt.UTC)
 
 _IN_WORK = frozenset((*ACTIVE_STATES, CaseState.CRISIS))
 #: States in which nothing is pending any more.
@@ -85,6 +107,17 @@ def _deadlines(case: Case, policy: Policy) -> Iterator[tuple[DueKind, str, dt.da
         if case.referral_out is not None:
             referral = case.referral_out
             yield DueKind.AGENCY_REFERRAL, referral.agency.id, after(referral.referred_at, limits.approval)
+
+
+def deadlines(case: Case, policy: Policy) -> tuple[Deadline, ...]:
+    """Every pending deadline of ``case`` under ``policy``, in the order :func:`due` lists them."""
+    lead = dt.timedelta(days=policy.time_limits.reminder_lead_days)
+    return tuple(
+        sorted(
+            Deadline(LISTED_ALWAYS if kind in _ALWAYS_LISTED else at - lead, at, case.case_id, kind, subject)
+            for kind, subject, at in _deadlines(case, policy)
+        )
+    )
 
 
 def due(cases: Case | Iterable[Case], policy: Policy, now: dt.datetime) -> list[DueItem]:

@@ -5,15 +5,21 @@ committed together (the notifications go to the store's outbox); only then are n
 handed to the notifier, and a notification that fails stays in the outbox for
 :meth:`CaseManager.deliver_pending`. Every refusal (an unauthorised actor, a guard, a command
 that does not apply, invalid data) is recorded for audit before it is raised, and changes nothing.
+
+:class:`AsyncCaseManager` is the same unit of work for asyncio hosts: each step is written once,
+as a generator that yields the port calls it needs (:class:`_Call`), and the two managers differ
+only in how they make those calls (directly, or awaited).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, TypeVar
 
-from attrs import evolve
+from attrs import field, frozen
 
 from . import commands as c
 from ._validation import aware_datetime_value, check_identifier, check_instance
@@ -34,6 +40,7 @@ from .ports import (
     CaseQuery,
     CaseStore,
     Commit,
+    DueQuery,
     DuplicateRegistry,
     NoRegistry,
     Notification,
@@ -41,9 +48,11 @@ from .ports import (
     Page,
     Refusal,
 )
-from .schedule import DueItem, due, next_deadline
+from .schedule import DueItem, deadlines
 
-__all__ = ["CaseManager", "utc_now"]
+__all__ = ["AsyncCaseManager", "CaseManager", "utc_now"]
+
+T = TypeVar("T")
 
 
 def _check_actor(actor: object) -> None:
@@ -54,22 +63,34 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class CaseManager:
-    """The engine as an embedding system uses it.
+@frozen
+class _Call:
+    """One call a unit of work needs of a port: ``port`` is ``store``, ``registry`` or ``notifier``."""
 
-    ``store`` is required; ``notifier`` and ``registry`` default to none; ``clock`` returns
-    timezone-aware datetimes (default: UTC now); ``new_id`` names new cases; ``observe`` is
-    called with every committed :class:`~casemgmt_core.Decision` (events and the guards' verdicts),
-    e.g. for metrics or test coverage.
-    """
+    port: str
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(factory=dict)
+
+
+def _store(method: str, *args: Any, **kwargs: Any) -> _Call:
+    return _Call("store", method, args, kwargs)
+
+
+#: A unit of work: yields the port calls it needs, is sent their results (or thrown their errors).
+Flow = Generator[_Call, Any, T]
+
+
+class _Manager:
+    """What both managers share: configuration and every unit of work, as a :data:`Flow`."""
 
     def __init__(
         self,
-        store: CaseStore,
+        store: Any,
         *,
         policy: Policy = DEFAULT_POLICY,
-        notifier: Notifier | None = None,
-        registry: DuplicateRegistry | None = None,
+        notifier: Any = None,
+        registry: Any = None,
         clock: Callable[[], dt.datetime] = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         observe: Callable[[Decision], None] | None = None,
@@ -89,10 +110,297 @@ class CaseManager:
         self.store = store
         self.policy = policy
         self.notifier = notifier
-        self.registry: DuplicateRegistry = registry or NoRegistry()
+        self.registry = registry or NoRegistry()
         self.clock = clock
         self.new_id = new_id
         self.observe = observe
+
+    def _port(self, call: _Call) -> Callable[..., Any]:
+        target = {"store": self.store, "registry": self.registry, "notifier": self.notifier}[call.port]
+        fn: Callable[..., Any] = getattr(target, call.method)
+        return fn
+
+    # -- units of work ------------------------------------------------------------------------
+
+    def _open_case(
+        self,
+        household: Household,
+        referral: Referral,
+        actor: Actor,
+        case_id: str | None,
+        note: str,
+        correlation_id: str | None,
+    ) -> Flow[Case]:
+        _check_actor(actor)
+        command = c.OpenCase(self.new_id() if case_id is None else case_id, household, referral)
+        now = self._now()
+        yield from self._authorize(command.case_id, command, actor, now, correlation_id)
+        existing = yield _store("active_case_for_household", household.household_id)
+        if existing is not None:
+            error = DuplicateCase(household_id=household.household_id, existing_case_id=existing)
+            yield from self._refuse(command.case_id, command, actor, now, correlation_id, error)
+            raise error
+        facts = Facts(
+            managed_elsewhere_by=(yield _Call("registry", "managing_agency", (household,))),
+            previous_case=(yield from self._latest_case(household.household_id)),
+        )
+        decision = yield from self._decide(None, command, actor, now, facts, note, correlation_id)
+        return (yield from self._commit(decision, 0, command, actor, now, correlation_id))
+
+    def _handle(
+        self, case_id: str, command: c.Command, actor: Actor, note: str, correlation_id: str | None
+    ) -> Flow[Case]:
+        check_identifier(case_id, "case_id")
+        _check_actor(actor)
+        if not isinstance(command, c.Command) or isinstance(command, c.OpenCase):
+            raise InvalidData(
+                f"must be a command on an existing case, not {type(command).__name__}",
+                field="command",
+                allowed="a Command other than OpenCase (use open_case)",
+            )
+        case = yield _store("load", case_id)
+        now = self._now()
+        yield from self._authorize(case_id, command, actor, now, correlation_id)
+        facts = yield from self._facts(case, command)
+        decision = yield from self._decide(case, command, actor, now, facts, note, correlation_id)
+        return (yield from self._commit(decision, case.version, command, actor, now, correlation_id))
+
+    def _deliver_pending(self, limit: int) -> Flow[int]:
+        if type(limit) is not int or not 1 <= limit <= 1000:
+            raise InvalidData("must be a whole number from 1 to 1000", field="limit", value=repr(limit)[:40])
+        if self.notifier is None:
+            return 0
+        pending = yield _store("pending_notifications", now=self._now(), limit=limit)
+        return (yield from self._deliver([p.notification for p in pending]))
+
+    def _due(self, now: dt.datetime | None, query: CaseQuery | None) -> Flow[list[DueItem]]:
+        now = self._now() if now is None else aware_datetime_value(now, "now")
+        check_instance(query, CaseQuery, "query", nullable=True)
+        q = query or CaseQuery()
+        items: list[DueItem] = []
+        after: str | None = None
+        while True:
+            page = yield _store(
+                "due",
+                DueQuery(
+                    now,
+                    state=q.state,
+                    caseworker_id=q.caseworker_id,
+                    household_id=q.household_id,
+                    limit=5000,
+                    after=after,
+                ),
+            )
+            items.extend(page.items)
+            if page.next_after is None:
+                break
+            after = page.next_after
+        items.sort()
+        return items
+
+    def _now(self) -> dt.datetime:
+        return aware_datetime_value(self.clock(), "clock()")
+
+    def _latest_case(self, household_id: str) -> Flow[Case | None]:
+        """The household's case closed on the client's death if there is one (it bars a new case),
+        else its case whose latest episode started last."""
+        latest: Case | None = None
+        after: str | None = None
+        while True:
+            page: Page = yield _store("find", CaseQuery(household_id=household_id, limit=1000, after=after))
+            for case in page.items:
+                if case.closure is not None and case.closure.reason is ClosureReason.DEATH:
+                    return case
+                key = (case.episode_started_at, case.case_id)
+                if latest is None or key > (latest.episode_started_at, latest.case_id):
+                    latest = case
+            if page.next_after is None:
+                return latest
+            after = page.next_after
+
+    def _facts(self, case: Case, command: c.Command) -> Flow[Facts]:
+        if isinstance(command, c.Select | c.HandOver):
+            return Facts(managed_elsewhere_by=(yield _Call("registry", "managing_agency", (case.household,))))
+        if isinstance(command, c.LinkService):
+            need = case.need(command.item.need_id)
+            if need is not None:
+                provider = yield _Call(
+                    "registry", "service_provider", (case.household, need, command.item.service)
+                )
+                if provider is not None and provider.id != command.item.provider.id:
+                    return Facts(service_linked_elsewhere_by=provider)
+        if isinstance(command, c.FileMandatoryReport):
+            report = next(
+                (r for r in case.mandatory_reports if r.ground is command.ground and not r.filed), None
+            )
+            if report is not None:
+                delivered = yield from self._delivered_at(mandatory_report_notification_ids(report))
+                return Facts(report_delivered_at=delivered)
+        return NO_FACTS
+
+    def _delivered_at(self, notification_ids: Sequence[str]) -> Flow[dt.datetime | None]:
+        """When the last of these outbox notifications was delivered; ``None`` while any is not."""
+        times = []
+        for notification_id in notification_ids:
+            try:
+                at = yield _store("notification_delivered_at", notification_id)
+            except InvalidData:  # never enqueued: not delivered
+                return None
+            if at is None:
+                return None
+            times.append(at)
+        return max(times, default=None)
+
+    def _authorize(
+        self, case_id: str, command: c.Command, actor: Actor, now: dt.datetime, correlation_id: str | None
+    ) -> Flow[None]:
+        if not self.policy.access.allows(actor.role, command.event):
+            error = AuthorizationDenied(
+                case_id=case_id,
+                event=command.event,
+                actor_id=actor.id,
+                role=actor.role,
+                allowed_roles=self.policy.access.roles_allowed(command.event),
+            )
+            yield from self._refuse(case_id, command, actor, now, correlation_id, error)
+            raise error
+
+    def _decide(
+        self,
+        case: Case | None,
+        command: c.Command,
+        actor: Actor,
+        now: dt.datetime,
+        facts: Facts,
+        note: str,
+        correlation_id: str | None,
+    ) -> Flow[Decision]:
+        try:
+            return decide(
+                case,
+                command,
+                self.policy,
+                now,
+                actor=actor,
+                facts=facts,
+                note=note,
+                correlation_id=correlation_id,
+            )
+        except CaseManagementError as error:
+            case_id = case.case_id if case is not None else getattr(command, "case_id", "")
+            yield from self._refuse(case_id, command, actor, now, correlation_id, error)
+            raise
+
+    def _refuse(
+        self,
+        case_id: str,
+        command: c.Command,
+        actor: Actor,
+        now: dt.datetime,
+        correlation_id: str | None,
+        error: CaseManagementError,
+    ) -> Flow[None]:
+        refusal = Refusal(
+            case_id,
+            command.event,
+            actor.id,
+            actor.role,
+            now,
+            error.code,
+            str(error),
+            getattr(error, "guard", None),
+            getattr(error, "reason", None),
+            correlation_id,
+        )
+        try:
+            yield _store("record_refusal", refusal)
+        except StorageError as storage_error:
+            # The refusal itself must reach the caller; the audit failure is chained to it.
+            raise error from storage_error
+
+    def _commit(
+        self,
+        decision: Decision,
+        expected_version: int,
+        command: c.Command,
+        actor: Actor,
+        now: dt.datetime,
+        correlation_id: str | None,
+    ) -> Flow[Case]:
+        notes = notifications_for(decision.events)
+        pending = deadlines(decision.case, self.policy)
+        deadline = min((d.due_at for d in pending), default=None)
+        commit = Commit(decision.case, decision.events, notes, expected_version, deadline, pending)
+        try:
+            yield _store("commit", commit)
+        except DuplicateCase as error:
+            # Any step that makes a case live (reopen, after-care, or a race between two openings)
+            # meets the store's one-live-case-per-household rule here: a refusal like any other.
+            yield from self._refuse(decision.case.case_id, command, actor, now, correlation_id, error)
+            raise
+        if self.observe is not None:
+            self.observe(decision)
+        if self.notifier is not None and notes:
+            yield from self._deliver(notes)
+        return decision.case
+
+    def _deliver(self, notes: Sequence[Notification]) -> Flow[int]:
+        delivered = 0
+        for n in notes:
+            try:
+                yield _Call("notifier", "send", (n,))
+            except Exception:
+                continue
+            yield _store("mark_delivered", n.notification_id, self.clock())
+            delivered += 1
+        return delivered
+
+
+class CaseManager(_Manager):
+    """The engine as an embedding system uses it.
+
+    ``store`` is required; ``notifier`` and ``registry`` default to none; ``clock`` returns
+    timezone-aware datetimes (default: UTC now); ``new_id`` names new cases; ``observe`` is
+    called with every committed :class:`~casemgmt_core.Decision` (events and the guards' verdicts),
+    e.g. for metrics or test coverage.
+    """
+
+    def __init__(
+        self,
+        store: CaseStore,
+        *,
+        policy: Policy = DEFAULT_POLICY,
+        notifier: Notifier | None = None,
+        registry: DuplicateRegistry | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        observe: Callable[[Decision], None] | None = None,
+    ) -> None:
+        super().__init__(
+            store,
+            policy=policy,
+            notifier=notifier,
+            registry=registry,
+            clock=clock,
+            new_id=new_id,
+            observe=observe,
+        )
+        self.store: CaseStore = store
+
+    def _run(self, flow: Flow[T]) -> T:
+        result: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                call = flow.send(result) if error is None else flow.throw(error)
+            except StopIteration as done:
+                value: T = done.value
+                return value
+            result, error = None, None
+            try:
+                result = self._port(call)(*call.args, **call.kwargs)
+            except Exception as exc:
+                error = exc
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -112,21 +420,7 @@ class CaseManager:
         recorded and handed over at once. If this store already holds a live case for the
         household, :class:`~casemgmt_core.DuplicateCase` is raised.
         """
-        _check_actor(actor)
-        command = c.OpenCase(self.new_id() if case_id is None else case_id, household, referral)
-        now = self._now()
-        self._authorize(command.case_id, command, actor, now, correlation_id)
-        existing = self.store.active_case_for_household(household.household_id)
-        if existing is not None:
-            error = DuplicateCase(household_id=household.household_id, existing_case_id=existing)
-            self._refuse(command.case_id, command, actor, now, correlation_id, error)
-            raise error
-        facts = Facts(
-            managed_elsewhere_by=self.registry.managing_agency(household),
-            previous_case=self._latest_case(household.household_id),
-        )
-        decision = self._decide(None, command, actor, now, facts, note, correlation_id)
-        return self._commit(decision, 0, command, actor, now, correlation_id)
+        return self._run(self._open_case(household, referral, actor, case_id, note, correlation_id))
 
     def handle(
         self,
@@ -138,29 +432,11 @@ class CaseManager:
         correlation_id: str | None = None,
     ) -> Case:
         """Apply ``command`` to the case; return the case after it. Raises and records on refusal."""
-        check_identifier(case_id, "case_id")
-        _check_actor(actor)
-        if not isinstance(command, c.Command) or isinstance(command, c.OpenCase):
-            raise InvalidData(
-                f"must be a command on an existing case, not {type(command).__name__}",
-                field="command",
-                allowed="a Command other than OpenCase (use open_case)",
-            )
-        case = self.store.load(case_id)
-        now = self._now()
-        self._authorize(case_id, command, actor, now, correlation_id)
-        facts = self._facts(case, command)
-        decision = self._decide(case, command, actor, now, facts, note, correlation_id)
-        return self._commit(decision, case.version, command, actor, now, correlation_id)
+        return self._run(self._handle(case_id, command, actor, note, correlation_id))
 
     def deliver_pending(self, *, limit: int = 100) -> int:
         """Hand notifications still in the outbox to the notifier; return how many were delivered."""
-        if type(limit) is not int or not 1 <= limit <= 1000:
-            raise InvalidData("must be a whole number from 1 to 1000", field="limit", value=repr(limit)[:40])
-        if self.notifier is None:
-            return 0
-        pending = self.store.pending_notifications(now=self._now(), limit=limit)
-        return self._deliver([p.notification for p in pending])
+        return self._run(self._deliver_pending(limit))
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -183,176 +459,122 @@ class CaseManager:
 
     def due(self, now: dt.datetime | None = None, *, query: CaseQuery | None = None) -> list[DueItem]:
         """What is due or overdue (within the reminder lead time) across the cases ``query``
-        selects (default: all), read page by page from the cases that have a deadline by then."""
-        now = self._now() if now is None else aware_datetime_value(now, "now")
-        check_instance(query, CaseQuery, "query", nullable=True)
-        horizon = now + dt.timedelta(days=self.policy.time_limits.reminder_lead_days)
-        query = evolve(query or CaseQuery(limit=500), due_before=horizon)
-        items: list[DueItem] = []
-        offset: int | None = query.offset
-        while offset is not None:
-            page = self.store.find(evolve(query, offset=offset))
-            items.extend(due(page.items, self.policy, now))
-            offset = page.next_offset
-        items.sort()
-        return items
+        selects by state, caseworker or household (default: all), sorted by deadline.
+
+        It reads the deadlines stored with each commit, page by page, without loading cases: its
+        cost grows with what is due, not with how many cases there are.
+        """
+        return self._run(self._due(now, query))
 
     def replay(self, case_id: str) -> Case:
         """Rebuild the case from its events (compare with :meth:`get` to verify the record)."""
         return replay(self.store.events(check_identifier(case_id, "case_id")))
 
-    # -- the unit of work -------------------------------------------------------------------
 
-    def _now(self) -> dt.datetime:
-        return aware_datetime_value(self.clock(), "clock()")
+class AsyncCaseManager(_Manager):
+    """:class:`CaseManager` for asyncio hosts: the same units of work, with every call to the
+    store awaited (an :class:`~casemgmt_core.adapters.async_sql.AsyncSQLStore`), and the notifier's
+    ``send`` and the registry's methods awaited when they are coroutines. The rules (``decide``)
+    are the same pure code. A blocking SQL store is refused: it would stall the event loop.
+    """
 
-    def _latest_case(self, household_id: str) -> Case | None:
-        """The household's case closed on the client's death if there is one (it bars a new case),
-        else its case whose latest episode started last."""
-        latest: Case | None = None
-        offset: int | None = 0
-        while offset is not None:
-            page = self.store.find(CaseQuery(household_id=household_id, limit=1000, offset=offset))
-            for case in page.items:
-                if case.closure is not None and case.closure.reason is ClosureReason.DEATH:
-                    return case
-                key = (case.episode_started_at, case.case_id)
-                if latest is None or key > (latest.episode_started_at, latest.case_id):
-                    latest = case
-            offset = page.next_offset
-        return latest
-
-    def _facts(self, case: Case, command: c.Command) -> Facts:
-        if isinstance(command, c.Select | c.HandOver):
-            return Facts(managed_elsewhere_by=self.registry.managing_agency(case.household))
-        if isinstance(command, c.LinkService):
-            need = case.need(command.item.need_id)
-            if need is not None:
-                provider = self.registry.service_provider(case.household, need, command.item.service)
-                if provider is not None and provider.id != command.item.provider.id:
-                    return Facts(service_linked_elsewhere_by=provider)
-        if isinstance(command, c.FileMandatoryReport):
-            report = next(
-                (r for r in case.mandatory_reports if r.ground is command.ground and not r.filed), None
-            )
-            if report is not None:
-                return Facts(
-                    report_delivered_at=self._delivered_at(mandatory_report_notification_ids(report))
-                )
-        return NO_FACTS
-
-    def _delivered_at(self, notification_ids: Sequence[str]) -> dt.datetime | None:
-        """When the last of these outbox notifications was delivered; ``None`` while any is not."""
-        times = []
-        for notification_id in notification_ids:
-            try:
-                at = self.store.notification_delivered_at(notification_id)
-            except InvalidData:  # never enqueued: not delivered
-                return None
-            if at is None:
-                return None
-            times.append(at)
-        return max(times, default=None)
-
-    def _authorize(
-        self, case_id: str, command: c.Command, actor: Actor, now: dt.datetime, correlation_id: str | None
-    ) -> None:
-        if not self.policy.access.allows(actor.role, command.event):
-            error = AuthorizationDenied(
-                case_id=case_id,
-                event=command.event,
-                actor_id=actor.id,
-                role=actor.role,
-                allowed_roles=self.policy.access.roles_allowed(command.event),
-            )
-            self._refuse(case_id, command, actor, now, correlation_id, error)
-            raise error
-
-    def _decide(
+    def __init__(
         self,
-        case: Case | None,
-        command: c.Command,
-        actor: Actor,
-        now: dt.datetime,
-        facts: Facts,
-        note: str,
-        correlation_id: str | None,
-    ) -> Decision:
-        try:
-            return decide(
-                case,
-                command,
-                self.policy,
-                now,
-                actor=actor,
-                facts=facts,
-                note=note,
-                correlation_id=correlation_id,
-            )
-        except CaseManagementError as error:
-            case_id = case.case_id if case is not None else getattr(command, "case_id", "")
-            self._refuse(case_id, command, actor, now, correlation_id, error)
-            raise
+        store: Any,
+        *,
+        policy: Policy = DEFAULT_POLICY,
+        notifier: Any = None,
+        registry: Any = None,
+        clock: Callable[[], dt.datetime] = utc_now,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        observe: Callable[[Decision], None] | None = None,
+    ) -> None:
+        from .adapters.sql import SQLStore
 
-    def _refuse(
+        if isinstance(store, SQLStore):
+            raise InvalidData(
+                "a blocking SQL store would stall the event loop",
+                field="store",
+                allowed="an AsyncSQLStore (casemgmt_core.adapters.async_sql), or an in-memory store",
+            )
+        super().__init__(
+            store,
+            policy=policy,
+            notifier=notifier,
+            registry=registry,
+            clock=clock,
+            new_id=new_id,
+            observe=observe,
+        )
+
+    async def _run(self, flow: Flow[T]) -> T:
+        result: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                call = flow.send(result) if error is None else flow.throw(error)
+            except StopIteration as done:
+                value: T = done.value
+                return value
+            result, error = None, None
+            try:
+                result = self._port(call)(*call.args, **call.kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:
+                error = exc
+
+    async def open_case(
+        self,
+        household: Household,
+        referral: Referral,
+        *,
+        actor: Actor,
+        case_id: str | None = None,
+        note: str = "",
+        correlation_id: str | None = None,
+    ) -> Case:
+        """See :meth:`CaseManager.open_case`."""
+        return await self._run(self._open_case(household, referral, actor, case_id, note, correlation_id))
+
+    async def handle(
         self,
         case_id: str,
         command: c.Command,
+        *,
         actor: Actor,
-        now: dt.datetime,
-        correlation_id: str | None,
-        error: CaseManagementError,
-    ) -> None:
-        refusal = Refusal(
-            case_id,
-            command.event,
-            actor.id,
-            actor.role,
-            now,
-            error.code,
-            str(error),
-            getattr(error, "guard", None),
-            getattr(error, "reason", None),
-            correlation_id,
-        )
-        try:
-            self.store.record_refusal(refusal)
-        except StorageError as storage_error:
-            # The refusal itself must reach the caller; the audit failure is chained to it.
-            raise error from storage_error
-
-    def _commit(
-        self,
-        decision: Decision,
-        expected_version: int,
-        command: c.Command,
-        actor: Actor,
-        now: dt.datetime,
-        correlation_id: str | None,
+        note: str = "",
+        correlation_id: str | None = None,
     ) -> Case:
-        notes = notifications_for(decision.events)
-        deadline = next_deadline(decision.case, self.policy)
-        try:
-            self.store.commit(Commit(decision.case, decision.events, notes, expected_version, deadline))
-        except DuplicateCase as error:
-            # Any step that makes a case live (reopen, after-care, or a race between two openings)
-            # meets the store's one-live-case-per-household rule here: a refusal like any other.
-            self._refuse(decision.case.case_id, command, actor, now, correlation_id, error)
-            raise
-        if self.observe is not None:
-            self.observe(decision)
-        if self.notifier is not None and notes:
-            self._deliver(notes)
-        return decision.case
+        """See :meth:`CaseManager.handle`."""
+        return await self._run(self._handle(case_id, command, actor, note, correlation_id))
 
-    def _deliver(self, notes: Sequence[Notification]) -> int:
-        assert self.notifier is not None
-        delivered = 0
-        for n in notes:
-            try:
-                self.notifier.send(n)
-            except Exception:
-                continue
-            self.store.mark_delivered(n.notification_id, self.clock())
-            delivered += 1
-        return delivered
+    async def deliver_pending(self, *, limit: int = 100) -> int:
+        return await self._run(self._deliver_pending(limit))
+
+    async def get(self, case_id: str) -> Case:
+        return await self._run(self._one("load", check_identifier(case_id, "case_id")))
+
+    async def history(self, case_id: str) -> Sequence[Event]:
+        return await self._run(self._one("events", check_identifier(case_id, "case_id")))
+
+    async def journal(self, case_id: str) -> list[JournalEntry]:
+        return journal(await self.history(case_id))
+
+    async def refusals(self, case_id: str) -> Sequence[Refusal]:
+        return await self._run(self._one("refusals", check_identifier(case_id, "case_id")))
+
+    async def find(self, query: CaseQuery) -> Page:
+        check_instance(query, CaseQuery, "query")
+        return await self._run(self._one("find", query))
+
+    async def due(self, now: dt.datetime | None = None, *, query: CaseQuery | None = None) -> list[DueItem]:
+        """See :meth:`CaseManager.due`."""
+        return await self._run(self._due(now, query))
+
+    async def replay(self, case_id: str) -> Case:
+        return replay(await self.history(case_id))
+
+    @staticmethod
+    def _one(method: str, *args: Any) -> Flow[Any]:
+        return (yield _store(method, *args))

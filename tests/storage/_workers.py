@@ -7,16 +7,21 @@ from multiprocessing.synchronize import Barrier
 from typing import Any
 
 from casemgmt_core.adapters.postgresql import PostgresStore
+from casemgmt_core.adapters.sql import SQLStore
 from casemgmt_core.adapters.sqlite import SQLiteStore
 from casemgmt_core.commands import AssignCaseworker, RecordJournal
 from casemgmt_core.errors import CaseNotFound, ConcurrencyConflict
 from casemgmt_core.model import JournalKind
-from casemgmt_core.ports import CaseStore
 from casemgmt_core.testing import follow, open_commit
 
 
-def open_target(kind: str, where: str) -> CaseStore:
-    return SQLiteStore(where) if kind == "sqlite" else PostgresStore(where)
+def open_target(kind: str, where: str) -> SQLStore:
+    """``kind`` is ``sqlite`` (``where`` a path), ``postgres`` (a conninfo) or ``mariadb`` (a URL)."""
+    if kind == "sqlite":
+        return SQLiteStore(where)
+    if kind == "postgres":
+        return PostgresStore(where)
+    return SQLStore(where)
 
 
 def race(

@@ -41,3 +41,45 @@ def postgres_conninfo(postgres_url: str) -> Iterator[str]:
     """A fresh, empty schema for one test."""
     with temporary_schema(postgres_url) as conninfo:
         yield conninfo
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """MariaDB for the storage tests: ``CASEMGMT_TEST_MARIADB_URL`` if set, else a throwaway
+    server started here. Without either the tests fail (they never skip)."""
+    from casemgmt_core.testing.mariadb import ServerError, check_server, throwaway_server
+
+    url = os.environ.get("CASEMGMT_TEST_MARIADB_URL")
+    if url:
+        problem = None
+        try:
+            check_server(url)
+        except ServerError as exc:  # its message holds no password
+            problem = str(exc)
+        if problem is not None:  # failed outside the handler: no traceback showing the URL
+            pytest.fail(
+                f"CASEMGMT_TEST_MARIADB_URL is set but the server cannot be reached: {problem}", pytrace=False
+            )
+        yield url
+        return
+    try:
+        server = throwaway_server()
+        started = server.__enter__()
+    except (ServerError, ImportError) as exc:
+        pytest.fail(
+            "MariaDB tests need a server: set CASEMGMT_TEST_MARIADB_URL, or install the server "
+            f"packages (apt-get install mariadb-server) so that one can be started here. {exc}"
+        )
+    try:
+        yield started
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def mariadb_database(mariadb_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test: its URL."""
+    from casemgmt_core.testing.mariadb import temporary_database
+
+    with temporary_database(mariadb_url) as url:
+        yield url

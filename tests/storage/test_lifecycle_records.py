@@ -14,6 +14,7 @@ import pytest
 import casemgmt_core as cm
 from casemgmt_core import commands as c
 from casemgmt_core.adapters.postgresql import PostgresStore
+from casemgmt_core.adapters.sql import SQLStore
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 WORKER = cm.Actor("worker-1", "caseworker")
@@ -26,7 +27,7 @@ POLICY = attrs.evolve(cm.DEFAULT_POLICY, approvals={cm.ApprovalStep.CASE_EXTENSI
 Opener = Callable[[], cm.CaseStore]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql", "mariadb"])
 def open_again(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """Opens the same store (for the SQL stores: a new connection each time)."""
     opened: list[cm.CaseStore] = []
@@ -42,11 +43,18 @@ def open_again(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opene
             opened.append(cm.SQLiteStore(path))
             return opened[-1]
 
-    else:
+    elif request.param == "postgresql":
         conninfo = request.getfixturevalue("postgres_conninfo")
 
         def connect() -> cm.CaseStore:
             opened.append(PostgresStore(conninfo))
+            return opened[-1]
+
+    else:
+        url = request.getfixturevalue("mariadb_database")
+
+        def connect() -> cm.CaseStore:
+            opened.append(SQLStore(url))
             return opened[-1]
 
     yield connect

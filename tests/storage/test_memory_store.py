@@ -10,7 +10,7 @@ from attrs import evolve
 from casemgmt_core import InMemoryStore
 from casemgmt_core.commands import AssignCaseworker, StartIntake
 from casemgmt_core.errors import InvalidData
-from casemgmt_core.ports import CaseStore, ChainProblem
+from casemgmt_core.ports import DEFAULT_TENANT, CaseQuery, CaseStore, ChainProblem
 from casemgmt_core.testing import CaseStoreContract, follow, open_commit
 
 
@@ -98,3 +98,21 @@ def test_the_store_keeps_equal_objects_and_never_shares_them_with_a_refused_comm
         store.commit(step)
     assert store.load("C1") is case
     assert store.verify().ok
+
+
+# -- tenants ----------------------------------------------------------------------------------
+
+
+def test_tenants_share_one_storage_and_nothing_else() -> None:
+    store = InMemoryStore()
+    assert store.tenant_id == DEFAULT_TENANT
+    other = store.for_tenant("tenant-b")
+    assert repr(other) == "InMemoryStore(tenant='tenant-b')"
+    store.commit(open_commit("C1"))
+    assert store.for_tenant(DEFAULT_TENANT).load("C1") is store.load("C1")
+    assert other.for_tenant(DEFAULT_TENANT).load("C1") is store.load("C1")
+    assert InMemoryStore("tenant-b")._cases is not other._cases  # another store is other storage
+    assert InMemoryStore().find(CaseQuery()).items == ()
+    with pytest.raises(InvalidData) as caught:
+        InMemoryStore(tenant=" b")
+    assert caught.value.field == "tenant_id"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from casemgmt_core.adapters.postgresql import PostgresStore
+from casemgmt_core.adapters.sql import SQLStore
 from casemgmt_core.adapters.sqlite import SQLiteStore
 from casemgmt_core.errors import CaseNotFound
 from casemgmt_core.ports import CaseStore
@@ -76,6 +77,14 @@ def test_processes_racing_on_postgresql(postgres_conninfo: str) -> None:
         store.close()
 
 
+def test_processes_racing_on_mariadb(mariadb_database: str) -> None:
+    store = SQLStore(mariadb_database)
+    try:
+        _race("mariadb", mariadb_database, store)
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_killed_sqlite_writer_leaves_whole_transitions(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
@@ -102,7 +111,9 @@ def test_a_killed_sqlite_writer_leaves_whole_transitions(tmp_path: Path, seed: i
 
         with contextlib.closing(sqlite3.connect(path)) as db:
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-            outbox = dict(db.execute("SELECT case_id, count(*) FROM outbox GROUP BY case_id").fetchall())
+            outbox = dict(
+                db.execute("SELECT case_id, count(*) FROM casemgmt_outbox GROUP BY case_id").fetchall()
+            )
         store = SQLiteStore(path)
         try:
             report = store.verify()

@@ -6,13 +6,18 @@ meant for anyone writing another one: :func:`prepare_commit` validates and seria
 the outbox rows and refusals written on their own), refusing whatever would not load back as
 itself; :func:`load_stored` loads a row strictly; :func:`chain_hash` links an event to the one
 before it, and :func:`check_chain` verifies one case's chain as stored, reporting rather than
-raising whatever a row holds. The ``check_*`` functions check the arguments of the store methods.
+raising whatever a row holds. The ``check_*`` functions check the arguments of the store methods;
+:func:`encode_cursor` and :func:`decode_cursor` make and read the keyset page cursors of
+:meth:`~casemgmt_core.ports.CaseStore.find` and :meth:`~casemgmt_core.ports.CaseStore.due`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
@@ -26,7 +31,17 @@ from ..errors import InvalidData, StorageError
 from ..events import Event
 from ..lifecycle import LIVE_STATES
 from ..model import Case
-from ..ports import BrokenLink, CaseQuery, ChainProblem, Commit, Notification, Refusal
+from ..ports import (
+    MAX_CURSOR,
+    BrokenLink,
+    CaseQuery,
+    ChainProblem,
+    Commit,
+    DueQuery,
+    Notification,
+    Refusal,
+)
+from ..schedule import Deadline, DueKind
 from ..serialization import (
     case_from_dict,
     checked_dumps,
@@ -41,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GENESIS",
+    "MAX_CURSOR_PART",
     "MAX_ERROR",
     "MAX_NOTIFICATION_ID",
     "MAX_PENDING",
@@ -51,6 +67,7 @@ __all__ = [
     "PreparedNotification",
     "chain_hash",
     "check_chain",
+    "check_due_query",
     "check_error",
     "check_id",
     "check_limit",
@@ -58,10 +75,15 @@ __all__ = [
     "check_query",
     "check_refusal",
     "check_version",
+    "cursor_time",
+    "decode_cursor",
+    "due_order",
+    "encode_cursor",
     "event_json",
     "load_stored",
     "open_store",
     "prepare_commit",
+    "prepare_deadlines",
     "prepare_notifications",
     "prepare_refusal",
     "require_aware",
@@ -74,28 +96,44 @@ T = TypeVar("T")
 #: The "previous hash" of a case's first event.
 GENESIS = "0" * 64
 
-SCHEMES = "memory://, sqlite:///RELATIVE.db, sqlite:////ABSOLUTE.db, sqlite:///:memory:, postgresql://…"
+SCHEMES = (
+    "memory://, sqlite:///RELATIVE.db, sqlite:////ABSOLUTE.db, sqlite:///:memory:, postgresql://…, "
+    "mysql://… or mariadb://… (MariaDB/MySQL through PyMySQL), or any SQLAlchemy URL (dialect+driver://…)"
+)
 
 
-def open_store(url: str) -> CaseStore:
+def open_store(
+    url: str,
+    *,
+    tenant: str = "default",
+    table_prefix: str = "casemgmt_",
+    schema: str | None = None,
+    create_tables: bool = True,
+) -> CaseStore:
     """A store chosen by URL.
 
     ``memory://``; ``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///:memory:``
     (optional ``?synchronous=NORMAL&busy_timeout_ms=10000``); ``postgresql://…`` or
-    ``postgres://…`` (a libpq URL, needs ``casemgmt-core[postgresql]``).
+    ``postgres://…`` (a libpq URL, needs ``casemgmt-core[postgresql]``); ``mysql://…`` or
+    ``mariadb://…`` (needs ``casemgmt-core[mariadb]``); any other SQLAlchemy URL with its driver,
+    e.g. ``postgresql+psycopg://…``. The keyword arguments are
+    :class:`~casemgmt_core.adapters.sql.SQLStore`'s (the memory store takes only ``tenant``).
     """
     scheme, sep, rest = url.partition("://") if isinstance(url, str) else ("", "", "")
     if scheme == "memory" and sep and rest == "":
         from .memory import InMemoryStore
 
-        return InMemoryStore()
+        return InMemoryStore().for_tenant(tenant)
+    options: dict[str, Any] = {"tenant": tenant, "table_prefix": table_prefix, "create_tables": create_tables}
     if scheme == "sqlite" and sep and rest.startswith("/"):
         from .sqlite import SQLiteStore
 
         path, _, query = rest[1:].partition("?")
         if not path:
             raise InvalidData("a SQLite URL needs a file path", field="url", allowed=SCHEMES)
-        return SQLiteStore(path, **_sqlite_options(query))
+        if schema is not None:
+            raise InvalidData("SQLite has no schemas", field="schema", allowed="None")
+        return SQLiteStore(path, **_sqlite_options(query), **options)
     if scheme in ("postgresql", "postgres") and sep:
         try:
             from .postgresql import PostgresStore
@@ -103,7 +141,11 @@ def open_store(url: str) -> CaseStore:
             raise StorageError(
                 f"PostgreSQL needs psycopg 3: pip install 'casemgmt-core[postgresql]' ({exc})"
             ) from None
-        return PostgresStore(url)
+        return PostgresStore(url, schema=schema, **options)
+    if sep and scheme and scheme.split("+")[0] in ("mysql", "mariadb", "postgresql", "oracle", "mssql"):
+        from .sql import SQLStore
+
+        return SQLStore(url, schema=schema, **options)
     # The URL may hold a password: name only its scheme.
     shown = f"scheme {scheme!r}" if sep else "no scheme"
     raise InvalidData(f"cannot open a store for a URL with {shown}", field="url", allowed=SCHEMES)
@@ -201,6 +243,15 @@ def check_query(query: CaseQuery) -> None:
     attrs.validate(query)
 
 
+def check_due_query(query: DueQuery) -> None:
+    """Reject a :class:`DueQuery` no store can answer, as :func:`check_query` does a case query."""
+    if not isinstance(query, DueQuery):
+        raise InvalidData(f"expected a DueQuery, not {type(query).__name__}", field="query")
+    attrs.validate(query)
+    if query.now is None:
+        raise InvalidData("is required", field="DueQuery.now", allowed="a timezone-aware datetime")
+
+
 def check_refusal(refusal: Refusal) -> None:
     if not isinstance(refusal, Refusal):
         raise InvalidData(f"expected a Refusal, not {type(refusal).__name__}", field="refusal")
@@ -210,6 +261,62 @@ def check_refusal(refusal: Refusal) -> None:
 
 def unknown_notification(notification_id: str) -> InvalidData:
     return InvalidData(f"no notification {notification_id!r} in the outbox", field="notification_id")
+
+
+# -- page cursors ----------------------------------------------------------------------------
+
+#: Longest part of a page cursor (an ISO time, a case id, a deadline's kind or subject).
+MAX_CURSOR_PART = 200
+
+_NOT_A_CURSOR = "the next_after of the page before"
+
+
+def _not_a_cursor(field: str) -> InvalidData:
+    return InvalidData("is not a page cursor", field=field, allowed=_NOT_A_CURSOR)
+
+
+def encode_cursor(*parts: str) -> str:
+    """The page cursor of a keyset position: URL-safe base64 of the JSON list of ``parts``.
+
+    A case cursor is ``[case_id]``, or ``[next_deadline, case_id]`` with ``due_before``; a due
+    cursor is ``[listed_from, case_id, kind, subject]``; times as ``isoformat()`` in UTC.
+    """
+    text = json.dumps(list(parts), ensure_ascii=True, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode("ascii")).decode("ascii")
+
+
+def decode_cursor(token: str, parts: int, field: str) -> tuple[str, ...]:
+    """The ``parts`` strings of a cursor made by :func:`encode_cursor`.
+
+    Anything else (not base64, not JSON, not a list of exactly ``parts`` printable strings of at
+    most :data:`MAX_CURSOR_PART` characters, or not written as :func:`encode_cursor` writes it)
+    is :class:`InvalidData` naming ``field``.
+    """
+    if type(token) is not str or not token.isascii() or not 0 < len(token) <= MAX_CURSOR:
+        raise _not_a_cursor(field)
+    try:
+        values = json.loads(base64.b64decode(token, altchars=b"-_", validate=True).decode("ascii"))
+    except (binascii.Error, ValueError, RecursionError):
+        raise _not_a_cursor(field) from None
+    if (
+        type(values) is not list
+        or len(values) != parts
+        or not all(type(v) is str and len(v) <= MAX_CURSOR_PART and v.isprintable() for v in values)
+        or encode_cursor(*values) != token
+    ):
+        raise _not_a_cursor(field)
+    return tuple(values)
+
+
+def cursor_time(text: str, field: str) -> dt.datetime:
+    """A time part of a cursor: the ``isoformat()`` of a UTC datetime, and nothing else."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise _not_a_cursor(field) from None
+    if value.utcoffset() != dt.timedelta(0) or value.isoformat() != text:
+        raise _not_a_cursor(field)
+    return value.replace(tzinfo=dt.UTC)
 
 
 # -- serialising a commit -------------------------------------------------------------------
@@ -259,6 +366,8 @@ class PreparedCommit:
     case_text: str
     events: tuple[PreparedEvent, ...]
     notifications: tuple[PreparedNotification, ...]
+    deadlines: tuple[Deadline, ...] = ()
+    """The case's pending deadlines, times in UTC, one per ``(kind, subject)``, in due order."""
 
     def hashes(self, previous: str) -> list[tuple[str, str]]:
         """``(previous, hash)`` of each event, chained on from the stored head ``previous``."""
@@ -310,6 +419,7 @@ def prepare_commit(commit: Commit, *, with_case: bool = True) -> PreparedCommit:
         prepared.append(PreparedEvent(e.version, e.event, require_aware(e.occurred_at, "occurred_at"), text))
     case_text = checked_dumps(case, Case, "commit.case")
     notes = prepare_notifications(notifications, "commit.notifications")
+    pending = prepare_deadlines(commit.deadlines, case.case_id, "commit.deadlines")
     return PreparedCommit(
         case.case_id,
         case.household_id,
@@ -322,7 +432,48 @@ def prepare_commit(commit: Commit, *, with_case: bool = True) -> PreparedCommit:
         case_text if with_case else "",
         tuple(prepared),
         notes,
+        pending,
     )
+
+
+def prepare_deadlines(deadlines: Sequence[Deadline], case_id: str, what: str) -> tuple[Deadline, ...]:
+    """The deadlines of case ``case_id`` as a store keeps them; raises :class:`InvalidData`.
+
+    Each must be a :class:`~casemgmt_core.schedule.Deadline` of that case with aware times, a
+    :class:`~casemgmt_core.schedule.DueKind` and a subject that is an identifier or ``""``. Times
+    are given in UTC; of deadlines with the same kind and subject (two unfiled reports on one
+    ground), the earliest is kept. Sorted in the order :meth:`CaseStore.due` lists them.
+    """
+    if type(deadlines) not in (tuple, list):
+        raise InvalidData(f"must be a tuple of deadlines, not {type(deadlines).__name__}", field=what)
+    kept: dict[tuple[str, str], Deadline] = {}
+    for i, d in enumerate(deadlines):
+        where = f"{what}[{i}]"
+        if not isinstance(d, Deadline):
+            raise InvalidData(f"expected a Deadline, not {type(d).__name__}", field=where)
+        if d.case_id != case_id:
+            raise InvalidData(
+                f"must belong to case {case_id!r}", field=f"{where}.case_id", value=repr(d.case_id)[:140]
+            )
+        if not isinstance(d.kind, DueKind):
+            raise InvalidData(
+                f"must be a DueKind, not {type(d.kind).__name__}",
+                field=f"{where}.kind",
+                allowed=", ".join(k.value for k in DueKind),
+            )
+        if d.subject != "":
+            check_identifier(d.subject, f"{where}.subject")
+        listed_from = require_aware(d.listed_from, f"{where}.listed_from")
+        due_at = require_aware(d.due_at, f"{where}.due_at")
+        key = (d.kind.value, d.subject)
+        if key not in kept or (due_at, listed_from) < (kept[key].due_at, kept[key].listed_from):
+            kept[key] = Deadline(listed_from, due_at, case_id, d.kind, d.subject)
+    return tuple(sorted(kept.values(), key=due_order))
+
+
+def due_order(deadline: Deadline) -> tuple[dt.datetime, str, str, str]:
+    """The key :meth:`CaseStore.due` sorts by: ``(listed_from, case_id, kind, subject)``."""
+    return deadline.listed_from, deadline.case_id, deadline.kind.value, deadline.subject
 
 
 def prepare_notifications(

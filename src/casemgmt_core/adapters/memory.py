@@ -10,27 +10,36 @@ from attrs import evolve
 from ..errors import CaseNotFound, ConcurrencyConflict, DuplicateCase
 from ..events import Event
 from ..lifecycle import LIVE_STATES
-from ..model import Agency, Case, Household, Need
+from ..model import Agency, Case, CaseState, Household, Need
 from ..ports import (
+    DEFAULT_TENANT,
     BrokenLink,
     CaseQuery,
     ChainReport,
     Commit,
+    DuePage,
+    DueQuery,
     Notification,
     Page,
     PendingNotification,
     Refusal,
 )
+from ..schedule import Deadline
 from . import (
     GENESIS,
     _chain_of,
     check_chain,
+    check_due_query,
     check_error,
     check_id,
     check_limit,
     check_notification_id,
     check_query,
     check_version,
+    cursor_time,
+    decode_cursor,
+    due_order,
+    encode_cursor,
     prepare_commit,
     prepare_notifications,
     prepare_refusal,
@@ -41,22 +50,67 @@ from . import (
 __all__ = ["InMemoryRegistry", "InMemoryStore", "RecordingNotifier"]
 
 
+class _Tenant:
+    """What one tenant has stored: the tables of a durable store, as dictionaries."""
+
+    def __init__(self) -> None:
+        self.cases: dict[str, Case] = {}
+        self.events: dict[str, list[Event]] = {}
+        self.hashes: dict[str, list[tuple[int, str, str]]] = {}
+        self.live_by_household: dict[str, str] = {}
+        self.next_deadline: dict[str, dt.datetime | None] = {}
+        self.deadlines: dict[str, tuple[Deadline, ...]] = {}
+        self.refusals: dict[str, list[Refusal]] = {}
+        self.outbox: dict[str, PendingNotification] = {}
+        self.delivered: dict[str, dt.datetime] = {}
+
+
+class _Storage:
+    """Everything an :class:`InMemoryStore` and the stores of its other tenants hold."""
+
+    def __init__(self) -> None:
+        self.tenants: dict[str, _Tenant] = {}
+
+    def tenant(self, tenant_id: str) -> _Tenant:
+        return self.tenants.setdefault(tenant_id, _Tenant())
+
+
 class InMemoryStore:
     """A :class:`~casemgmt_core.ports.CaseStore` in dictionaries, with the same guarantees of
     atomicity, optimistic concurrency and hash-chained events as the durable stores (within
-    one process)."""
+    one process), and the same answers: the same pages, cursors and tenancy.
 
-    def __init__(self) -> None:
-        self._cases: dict[str, Case] = {}
-        self._events: dict[str, list[Event]] = {}
-        self._hashes: dict[str, list[tuple[int, str, str]]] = {}
+    ``tenant`` is the tenant this store object reads and writes; :meth:`for_tenant` gives a store
+    of another tenant over the same dictionaries.
+    """
+
+    tenant_id: str
+
+    def __init__(self, tenant: str = DEFAULT_TENANT, *, _storage: _Storage | None = None) -> None:
+        self.tenant_id = check_id(tenant, "tenant_id")
+        self._storage = _Storage() if _storage is None else _storage
+        state = self._storage.tenant(self.tenant_id)
+        # The tenant's dictionaries, shared with every store object of the same tenant: they are
+        # changed in place, never replaced.
+        self._cases = state.cases
+        self._events = state.events
+        self._hashes = state.hashes
         """``(version, previous, hash)`` of each event, in step with ``_events``: what a database
         row would hold besides the event."""
-        self._live_by_household: dict[str, str] = {}
-        self._deadlines: dict[str, dt.datetime | None] = {}
-        self._refusals: dict[str, list[Refusal]] = {}
-        self._outbox: dict[str, PendingNotification] = {}
-        self._delivered: dict[str, dt.datetime] = {}
+        self._live_by_household = state.live_by_household
+        self._next_deadline = state.next_deadline
+        self._deadlines = state.deadlines
+        self._refusals = state.refusals
+        self._outbox = state.outbox
+        self._delivered = state.delivered
+
+    def for_tenant(self, tenant_id: str) -> InMemoryStore:
+        """A store of ``tenant_id`` over the same storage; an id that is not an identifier is
+        :class:`~casemgmt_core.InvalidData`."""
+        return InMemoryStore(check_id(tenant_id, "tenant_id"), _storage=self._storage)
+
+    def __repr__(self) -> str:
+        return f"InMemoryStore(tenant={self.tenant_id!r})"
 
     def commit(self, commit: Commit) -> None:
         # The same validation and serialisation as the durable stores (the case, events and
@@ -78,7 +132,8 @@ class InMemoryStore:
             raise DuplicateCase(household_id=household, existing_case_id=live)
         # Checks are done: from here on nothing can fail, so the commit is all-or-nothing.
         self._cases[case.case_id] = case
-        self._deadlines[case.case_id] = commit.next_deadline
+        self._next_deadline[case.case_id] = prepared.next_deadline
+        self._deadlines[case.case_id] = prepared.deadlines
         self._events.setdefault(case.case_id, []).extend(commit.events)
         chain = self._hashes.setdefault(case.case_id, [])
         hashes = prepared.hashes(chain[-1][2] if chain else GENESIS)
@@ -107,20 +162,70 @@ class InMemoryStore:
         check_id(household_id, "household_id")
         return self._live_by_household.get(household_id)
 
-    def find(self, query: CaseQuery) -> Page:
-        check_query(query)
-        matches = [
+    def _selected(
+        self, state: CaseState | None, caseworker_id: str | None, household_id: str | None
+    ) -> list[Case]:
+        return [
             c
             for c in self._cases.values()
-            if (query.state is None or c.state is query.state)
-            and (query.caseworker_id is None or c.caseworker_id == query.caseworker_id)
-            and (query.household_id is None or c.household_id == query.household_id)
-            and (query.due_before is None or _due_by(self._deadlines.get(c.case_id), query.due_before))
+            if (state is None or c.state is state)
+            and (caseworker_id is None or c.caseworker_id == caseworker_id)
+            and (household_id is None or c.household_id == household_id)
         ]
-        matches.sort(key=lambda c: c.case_id)
-        page = matches[query.offset : query.offset + query.limit]
-        more = query.offset + query.limit < len(matches)
-        return Page(tuple(page), query.offset + query.limit if more else None)
+
+    def find(self, query: CaseQuery) -> Page:
+        check_query(query)
+        cases = self._selected(query.state, query.caseworker_id, query.household_id)
+        limit = query.limit
+        if query.due_before is None:
+            after = None if query.after is None else decode_cursor(query.after, 1, "CaseQuery.after")[0]
+            keyed = sorted((c.case_id, c) for c in cases if after is None or c.case_id > after)
+            page = [c for _, c in keyed[:limit]]
+            more = len(keyed) > limit
+            return Page(tuple(page), encode_cursor(page[-1].case_id) if more else None)
+        due_before = require_aware(query.due_before, "CaseQuery.due_before")
+        start: tuple[dt.datetime, str] | None = None
+        if query.after is not None:
+            when, case_id = decode_cursor(query.after, 2, "CaseQuery.after")
+            start = (cursor_time(when, "CaseQuery.after"), case_id)
+        due: list[tuple[tuple[dt.datetime, str], Case]] = []
+        for c in cases:
+            deadline = self._next_deadline.get(c.case_id)
+            if deadline is not None and deadline <= due_before:
+                key = (deadline, c.case_id)
+                if start is None or key > start:
+                    due.append((key, c))
+        due.sort(key=lambda pair: pair[0])
+        page = [c for _, c in due[:limit]]
+        if len(due) <= limit:
+            return Page(tuple(page), None)
+        last, last_id = due[limit - 1][0]
+        return Page(tuple(page), encode_cursor(last.isoformat(), last_id))
+
+    def due(self, query: DueQuery) -> DuePage:
+        check_due_query(query)
+        now = require_aware(query.now, "DueQuery.now")
+        start: tuple[dt.datetime, str, str, str] | None = None
+        if query.after is not None:
+            when, case_id, kind, subject = decode_cursor(query.after, 4, "DueQuery.after")
+            start = (cursor_time(when, "DueQuery.after"), case_id, kind, subject)
+        listed = sorted(
+            (
+                d
+                for c in self._selected(query.state, query.caseworker_id, query.household_id)
+                for d in self._deadlines.get(c.case_id, ())
+                if d.listed_from <= now and (start is None or due_order(d) > start)
+            ),
+            key=due_order,
+        )
+        page = listed[: query.limit]
+        items = tuple(d.item(now) for d in page)
+        if len(listed) <= query.limit:
+            return DuePage(items, None)
+        last = page[-1]
+        return DuePage(
+            items, encode_cursor(last.listed_from.isoformat(), last.case_id, last.kind.value, last.subject)
+        )
 
     def record_refusal(self, refusal: Refusal) -> None:
         prepare_refusal(refusal)
@@ -208,10 +313,6 @@ class InMemoryStore:
 
     def close(self) -> None:
         """Nothing to release; here so that every bundled store can be closed alike."""
-
-
-def _due_by(deadline: dt.datetime | None, limit: dt.datetime) -> bool:
-    return deadline is not None and deadline <= limit
 
 
 class RecordingNotifier:

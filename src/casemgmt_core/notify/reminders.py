@@ -147,7 +147,7 @@ class ReminderScheduler:
                 if item.kind in self.kinds:
                     case = cases[item.case_id]
                     out.extend(reminder_for(case, item, r, now) for r in self._recipients_of(case, item))
-            query = None if page.next_offset is None else evolve(query, offset=page.next_offset)
+            query = None if page.next_after is None else evolve(query, after=page.next_after)
         return out
 
     def enqueue(self, now: dt.datetime | None = None) -> int:

@@ -11,7 +11,16 @@ Every store (the bundled ones and any an embedding system writes) passes the sam
 This package imports ``pytest`` (a test dependency): import it from tests only.
 """
 
-from .builders import ACTOR, T0, follow, household, open_commit
+from .builders import ACTOR, T0, deadline, follow, household, open_commit
 from .contract import CaseStoreContract, StoredRowsContract
 
-__all__ = ["ACTOR", "T0", "CaseStoreContract", "StoredRowsContract", "follow", "household", "open_commit"]
+__all__ = [
+    "ACTOR",
+    "T0",
+    "CaseStoreContract",
+    "StoredRowsContract",
+    "deadline",
+    "follow",
+    "household",
+    "open_commit",
+]

@@ -6,6 +6,7 @@ store that keeps cases and events as JSON text (rows), which raw access can chan
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator
@@ -14,10 +15,12 @@ from typing import Any
 import pytest
 from attrs import evolve
 
+from ..adapters import encode_cursor
 from ..commands import (
     AssignCaseworker,
     Close,
     HandOver,
+    InvokeStatutoryOverride,
     RecordCrisisFactor,
     RecordJournal,
     RecordNeed,
@@ -26,13 +29,49 @@ from ..commands import (
 from ..engine import replay
 from ..errors import CaseNotFound, ConcurrencyConflict, DuplicateCase, InvalidData, StorageError
 from ..events import Event
-from ..model import Agency, Case, CaseState, ClosureReason, CrisisFactor, JournalKind, Need, NeedDomain
-from ..ports import CaseQuery, CaseStore, ChainProblem, Commit, Notification, NotificationKind, Refusal
-from .builders import ACTOR, T0, follow, open_commit
+from ..model import (
+    Agency,
+    Case,
+    CaseState,
+    ClosureReason,
+    CrisisFactor,
+    JournalKind,
+    Need,
+    NeedDomain,
+    StatutoryGround,
+)
+from ..policy import DEFAULT_POLICY
+from ..ports import (
+    MAX_CURSOR,
+    CaseQuery,
+    CaseStore,
+    ChainProblem,
+    Commit,
+    DuePage,
+    DueQuery,
+    Notification,
+    NotificationKind,
+    Page,
+    Refusal,
+)
+from ..schedule import LISTED_ALWAYS, Deadline, DueItem, DueKind
+from ..schedule import due as schedule_due
+from .builders import ACTOR, T0, deadline, follow, open_commit
 
-__all__ = ["HOSTILE_COMMITS", "ROW_TAMPERS", "CaseStoreContract", "StoredRowsContract"]
+__all__ = [
+    "HOSTILE_COMMITS",
+    "HOSTILE_CURSORS",
+    "OTHER",
+    "ROW_TAMPERS",
+    "CaseStoreContract",
+    "StoredRowsContract",
+]
 
 HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
+
+#: The tenant the tenancy tests use beside the store's own.
+OTHER = "tenant-b"
 
 
 def _note(notification_id: str, case_id: str = "C1") -> Notification:
@@ -93,6 +132,10 @@ def _with_payload(commit: Commit, **values: Any) -> Commit:
 def _with_note(commit: Commit, **values: Any) -> Commit:
     _forced(commit.notifications[0], **values)
     return commit
+
+
+def _with_deadlines(commit: Commit, *deadlines: Any) -> Commit:
+    return evolve(commit, deadlines=deadlines)
 
 
 def _born_at_midnight(commit: Commit) -> Commit:
@@ -196,6 +239,90 @@ HOSTILE_COMMITS: list[tuple[str, Callable[[], Commit], str]] = [
         lambda: _with_note(_next(AssignCaseworker("cw-2")), data={"case_id": "C1", "seq": 1}),
         "commit.notifications[0].data['seq']",
     ),
+    (
+        "no tuple of deadlines",
+        lambda: _forced(_next(AssignCaseworker("cw-2")), deadlines=None),
+        "commit.deadlines",
+    ),
+    (
+        "a tuple where a deadline belongs",
+        lambda: _with_deadlines(_next(AssignCaseworker("cw-2")), (T0, T0, "C1", DueKind.PLAN, "")),
+        "commit.deadlines[0]",
+    ),
+    (
+        "a deadline of another case",
+        lambda: _with_deadlines(_next(AssignCaseworker("cw-2")), deadline("C1", T0), deadline("C2", T0)),
+        "commit.deadlines[1].case_id",
+    ),
+    (
+        "a naive deadline",
+        lambda: _with_deadlines(
+            _next(AssignCaseworker("cw-2")), Deadline(T0, dt.datetime(2026, 2, 1), "C1", DueKind.PLAN)
+        ),
+        "commit.deadlines[0].due_at",
+    ),
+    (
+        "a naive listing time",
+        lambda: _with_deadlines(
+            _next(AssignCaseworker("cw-2")), Deadline(dt.datetime(2026, 1, 1), T0, "C1", DueKind.PLAN)
+        ),
+        "commit.deadlines[0].listed_from",
+    ),
+    (
+        "deadline kind as a plain string",
+        lambda: _with_deadlines(_next(AssignCaseworker("cw-2")), Deadline(T0, T0, "C1", "plan")),  # type: ignore[arg-type]
+        "commit.deadlines[0].kind",
+    ),
+    (
+        "a deadline subject that is not an identifier",
+        lambda: _with_deadlines(
+            _next(AssignCaseworker("cw-2")), Deadline(T0, T0, "C1", DueKind.SERVICE_ITEM_LIMIT, " S1")
+        ),
+        "commit.deadlines[0].subject",
+    ),
+]
+
+
+# -- page cursors a store did not make ------------------------------------------------------------
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode("ascii")
+
+
+def _standard_alphabet() -> str:
+    """A cursor written in the standard base64 alphabet (``+``, ``/``) instead of the URL-safe one."""
+    token = encode_cursor("C1>?~~~")
+    assert "-" in token or "_" in token
+    return token.replace("-", "+").replace("_", "/")
+
+
+#: ``(what, token)``: cursors that no query of any store accepts (``InvalidData`` naming its ``after``).
+HOSTILE_CURSORS: list[tuple[str, str]] = [
+    ("garbage", "not a cursor!"),
+    ("base64 of text that is not JSON", _b64("C1")),
+    ("base64 of a JSON object", _b64('{"case_id": "C1"}')),
+    ("base64 of a JSON string", _b64('"C1"')),
+    ("an empty list", _b64("[]")),
+    ("a list of numbers", _b64("[1]")),
+    ("a list with null", _b64('[null, "C1"]')),
+    ("a list of lists", _b64('[["C1"], ["C1"], ["C1"], ["C1"]]')),
+    ("three parts", encode_cursor("2026-01-05T09:00:00+00:00", "C1", "plan")),
+    ("five parts", encode_cursor("2026-01-05T09:00:00+00:00", "C1", "plan", "", "")),
+    ("a part too long", encode_cursor("C" * 201)),
+    ("a NUL in a part", encode_cursor("C\x00")),
+    ("a lone surrogate", encode_cursor("\ud800")),
+    ("a line break in a part", encode_cursor("C1\nC2")),
+    ("the padding left off", encode_cursor("C10").rstrip("=")),
+    ("the standard base64 alphabet", _standard_alphabet()),
+    ("a line break in the token", encode_cursor("C10")[:4] + "\n" + encode_cursor("C10")[4:]),
+    ("JSON not written as a cursor is", _b64('[ "C1" ]')),
+    ("nested 1,500 deep", _b64("[" * 1500)),
+    ("too long", encode_cursor("C1") + "A" * MAX_CURSOR),
+    ("not ASCII", "WyJDMSJd한"),
+    ("not a string", b"WyJDMSJd"),  # type: ignore[list-item]
+    ("an integer", 7),  # type: ignore[list-item]
+    ("empty", ""),
 ]
 
 
@@ -443,20 +570,32 @@ class CaseStoreContract:
         assert store.active_case_for_household("H1") == "C2"
         assert store.active_case_for_household("H-unknown") is None
 
-    # -- queries ----------------------------------------------------------------------------
+    # -- queries: keyset pages --------------------------------------------------------------
 
     def _population(self, store: CaseStore) -> None:
         for i in range(7):
-            opened = open_commit(f"C{i}", next_deadline=T0 + dt.timedelta(days=i))
+            due = (deadline(f"C{i}", T0 + i * DAY),)
+            opened = open_commit(f"C{i}", deadlines=due)
             store.commit(opened)
             if i % 2:
-                store.commit(
-                    follow(
-                        opened.case, AssignCaseworker(f"cw-{i % 3}"), next_deadline=T0 + dt.timedelta(days=i)
-                    )
-                )
+                store.commit(follow(opened.case, AssignCaseworker(f"cw-{i % 3}"), deadlines=due))
             if i == 6:
-                store.commit(follow(store.load("C6"), HandOver(Agency("agency-9"))))
+                store.commit(follow(store.load("C6"), HandOver(Agency("agency-9")), deadlines=()))
+
+    def _walk(self, store: CaseStore, query: CaseQuery) -> list[list[str]]:
+        """The case ids of every page of ``query``, following ``next_after`` to the end."""
+        pages: list[list[str]] = []
+        while True:
+            page = store.find(query)
+            assert len(page.items) <= query.limit
+            pages.append([c.case_id for c in page.items])
+            if page.next_after is None:
+                return pages
+            assert type(page.next_after) is str
+            assert page.next_after.isascii()
+            assert 0 < len(page.next_after) <= MAX_CURSOR
+            assert len(pages) <= 1000, "the pages do not end"
+            query = evolve(query, after=page.next_after)
 
     def test_find_by_state_caseworker_and_household(self, store: CaseStore) -> None:
         self._population(store)
@@ -477,6 +616,7 @@ class CaseStoreContract:
         self._population(store)
         due = store.find(CaseQuery(due_before=T0 + dt.timedelta(days=2)))
         assert [c.case_id for c in due.items] == ["C0", "C1", "C2"]
+        assert due.next_after is None
         # The same instant in another time zone selects the same cases.
         kst = dt.timezone(dt.timedelta(hours=9))
         later = store.find(CaseQuery(due_before=(T0 + dt.timedelta(days=3)).astimezone(kst)))
@@ -486,21 +626,309 @@ class CaseStoreContract:
 
     def test_find_pages_through_every_match_once(self, store: CaseStore) -> None:
         self._population(store)
-        seen: list[str] = []
-        offsets: list[int | None] = []
-        offset: int | None = 0
-        while offset is not None:
-            page = store.find(CaseQuery(limit=3, offset=offset))
-            seen.extend(c.case_id for c in page.items)
-            offsets.append(page.next_offset)
-            offset = page.next_offset
-        assert seen == [f"C{i}" for i in range(7)]
-        assert offsets == [3, 6, None]
-        assert store.find(CaseQuery(limit=7)).next_offset is None
+        every = [f"C{i}" for i in range(7)]
+        assert self._walk(store, CaseQuery(limit=3)) == [["C0", "C1", "C2"], ["C3", "C4", "C5"], ["C6"]]
+        assert self._walk(store, CaseQuery(limit=1)) == [[i] for i in every]
+        # A page that ends at the last match is the last page.
+        assert self._walk(store, CaseQuery(limit=7)) == [every]
+        assert self._walk(store, CaseQuery(limit=1000)) == [every]
+        referred = self._walk(store, CaseQuery(state=CaseState.REFERRED, limit=4))
+        assert referred == [["C0", "C1", "C2", "C3"], ["C4", "C5"]]
+        assert self._walk(store, CaseQuery(caseworker_id="nobody", limit=2)) == [[]]
         with pytest.raises(InvalidData, match="limit"):
             store.find(CaseQuery(limit=0))
-        with pytest.raises(InvalidData, match="offset"):
-            store.find(CaseQuery(offset=-1))
+
+    def test_pages_are_in_code_point_order_of_case_ids(self, store: CaseStore) -> None:
+        ids = ["C-b", "C-B", "C-a", "C10", "C2", "c1", "C~", "Cé", "C\uff21", "C\U0001f600", "C한"]
+        for case_id in ids:
+            store.commit(open_commit(case_id))
+        in_order = sorted(ids)  # Python compares strings by code point
+        assert self._walk(store, CaseQuery(limit=1000)) == [in_order]
+        pages = self._walk(store, CaseQuery(limit=3))
+        assert [i for page in pages for i in page] == in_order
+        assert [len(page) for page in pages] == [3, 3, 3, 2]
+
+    def test_a_page_after_a_change_neither_repeats_nor_skips(self, store: CaseStore) -> None:
+        self._population(store)
+        first = store.find(CaseQuery(limit=3))
+        assert [c.case_id for c in first.items] == ["C0", "C1", "C2"]
+        store.commit(open_commit("C1a"))  # before the cursor: a later page does not show it
+        store.commit(open_commit("C9"))
+        rest = self._walk(store, CaseQuery(limit=3, after=first.next_after))
+        assert rest == [["C3", "C4", "C5"], ["C6", "C9"]]
+        # The case a cursor stopped at may change or stop matching: the next page is the same.
+        referred = store.find(CaseQuery(state=CaseState.REFERRED, limit=3))
+        assert [c.case_id for c in referred.items] == ["C0", "C1", "C1a"]
+        store.commit(follow(store.load("C1a"), HandOver(Agency("agency-9"))))
+        nxt = store.find(CaseQuery(state=CaseState.REFERRED, limit=3, after=referred.next_after))
+        assert [c.case_id for c in nxt.items] == ["C2", "C3", "C4"]
+
+    def test_due_before_pages_in_order_of_deadline_then_case_id(self, store: CaseStore) -> None:
+        kst = dt.timezone(dt.timedelta(hours=9))
+        deadlines = {
+            "D1": T0 + 2 * DAY,
+            "D2": T0 + DAY,
+            "D3": T0 + 2 * DAY,
+            "D0": T0 + 3 * DAY,
+            "D4": (T0 + DAY).astimezone(kst),  # the same instant as D2's
+            "D7": T0 + DAY + dt.timedelta(microseconds=1),
+            "D6": T0 + 10 * DAY,  # after due_before
+        }
+        for case_id, at in deadlines.items():
+            store.commit(open_commit(case_id, deadlines=(deadline(case_id, at),)))
+        store.commit(open_commit("D5", deadlines=()))  # nothing pending
+        query = CaseQuery(due_before=T0 + 3 * DAY, limit=2)
+        pages = self._walk(store, query)
+        assert pages == [["D2", "D4"], ["D7", "D1"], ["D3", "D0"]]
+        assert self._walk(store, evolve(query, limit=1)) == [
+            [i] for i in ["D2", "D4", "D7", "D1", "D3", "D0"]
+        ]
+        assert self._walk(store, evolve(query, limit=6)) == [["D2", "D4", "D7", "D1", "D3", "D0"]]
+        # A case whose deadline moves after the cursor was made is found where it now is.
+        first = store.find(query)
+        store.commit(
+            follow(store.load("D2"), AssignCaseworker("cw-1"), deadlines=(deadline("D2", T0 + DAY),))
+        )
+        moved = follow(store.load("D0"), AssignCaseworker("cw-1"), deadlines=(deadline("D0", T0 + 2 * DAY),))
+        store.commit(moved)
+        rest = self._walk(store, evolve(query, after=first.next_after))
+        assert rest == [["D7", "D0"], ["D1", "D3"]]
+
+    # -- cursors the store did not make -----------------------------------------------------
+
+    @pytest.mark.parametrize(("what", "token"), HOSTILE_CURSORS, ids=[h[0] for h in HOSTILE_CURSORS])
+    def test_a_cursor_the_store_did_not_make_is_invalid_data(
+        self, store: CaseStore, what: str, token: str
+    ) -> None:
+        self._population(store)
+        calls: list[tuple[Callable[[], object], str]] = [
+            (lambda: store.find(_forced(CaseQuery(), after=token)), "CaseQuery.after"),
+            (lambda: store.find(_forced(CaseQuery(due_before=T0 + DAY), after=token)), "CaseQuery.after"),
+            (lambda: store.due(_forced(DueQuery(T0), after=token)), "DueQuery.after"),
+        ]
+        for call, field in calls:
+            with pytest.raises(InvalidData) as caught:
+                call()
+            assert caught.value.field == field, str(caught.value)
+
+    def test_a_cursor_of_another_kind_of_query_is_invalid_data(self, store: CaseStore) -> None:
+        self._population(store)
+        plain = store.find(CaseQuery(limit=1)).next_after
+        by_deadline = store.find(CaseQuery(due_before=T0 + 5 * DAY, limit=1)).next_after
+        due = store.due(DueQuery(T0 + 30 * DAY, limit=1)).next_after
+        assert plain is not None
+        assert by_deadline is not None
+        assert due is not None
+        for token in (by_deadline, due):
+            with pytest.raises(InvalidData) as caught:
+                store.find(CaseQuery(after=token))
+            assert caught.value.field == "CaseQuery.after"
+        for token in (plain, due):
+            with pytest.raises(InvalidData) as caught:
+                store.find(CaseQuery(due_before=T0 + 5 * DAY, after=token))
+            assert caught.value.field == "CaseQuery.after"
+        for token in (plain, by_deadline):
+            with pytest.raises(InvalidData) as caught:
+                store.due(DueQuery(T0, after=token))
+            assert caught.value.field == "DueQuery.after"
+        # The same kind of query with other filters takes the cursor as a position.
+        assert [c.case_id for c in store.find(CaseQuery(state=CaseState.REFERRED, after=plain)).items] == [
+            "C1",
+            "C2",
+            "C3",
+            "C4",
+            "C5",
+        ]
+
+    # -- what is due ------------------------------------------------------------------------
+
+    def _due(self, store: CaseStore, query: DueQuery) -> list[list[DueItem]]:
+        """Every page of ``query``, following ``next_after`` to the end."""
+        pages: list[list[DueItem]] = []
+        while True:
+            page = store.due(query)
+            assert len(page.items) <= query.limit
+            pages.append(list(page.items))
+            if page.next_after is None:
+                return pages
+            assert type(page.next_after) is str
+            assert page.next_after.isascii()
+            assert 0 < len(page.next_after) <= MAX_CURSOR
+            assert len(pages) <= 1000, "the pages do not end"
+            query = evolve(query, after=page.next_after)
+
+    def _deadlines(self, store: CaseStore) -> None:
+        """C1 (assigned to cw-1) and C2 with deadlines of several kinds, C3 with none."""
+        opened = open_commit(
+            "C1",
+            deadlines=(
+                deadline("C1", T0 + 20 * DAY, DueKind.PLAN),
+                deadline("C1", T0 + 10 * DAY, DueKind.SERVICE_ITEM_LIMIT, "S2"),
+                deadline("C1", T0 + 10 * DAY, DueKind.SERVICE_ITEM_LIMIT, "S1"),
+                deadline("C1", T0 + 10 * DAY, DueKind.AGENCY_REFERRAL, "agency-9"),
+            ),
+        )
+        store.commit(opened)
+        store.commit(follow(opened.case, AssignCaseworker("cw-1"), deadlines=opened.deadlines))
+        store.commit(
+            open_commit(
+                "C2",
+                deadlines=(
+                    deadline(
+                        "C2",
+                        T0 + 2 * HOUR,
+                        DueKind.MANDATORY_REPORT,
+                        "child_abuse",
+                        listed_from=LISTED_ALWAYS,
+                    ),
+                    deadline(
+                        "C2",
+                        T0 + 60 * DAY,
+                        DueKind.OVERRIDE_CONFIRMATION,
+                        "child_abuse",
+                        listed_from=LISTED_ALWAYS,
+                    ),
+                    deadline("C2", T0 + 10 * DAY, DueKind.ASSESSMENT),
+                ),
+            )
+        )
+        store.commit(open_commit("C3", deadlines=()))
+
+    def test_due_lists_deadlines_from_when_they_are_listed(self, store: CaseStore) -> None:
+        self._deadlines(store)
+
+        def listed(now: dt.datetime) -> list[tuple[str, DueKind, str, bool]]:
+            page = store.due(DueQuery(now))
+            assert page.next_after is None
+            return [(i.case_id, i.kind, i.subject, i.overdue) for i in page.items]
+
+        statutory = [
+            ("C2", DueKind.MANDATORY_REPORT, "child_abuse", False),
+            ("C2", DueKind.OVERRIDE_CONFIRMATION, "child_abuse", False),
+        ]
+        # Statutory deadlines are listed from the start; the others from 14 days before.
+        assert listed(T0 - 30 * DAY) == statutory
+        assert listed(T0 - 4 * DAY - dt.timedelta(microseconds=1)) == statutory
+        # listed_from == now: listed. Same listed_from: by case id, then kind, then subject.
+        assert listed(T0 - 4 * DAY) == [
+            *statutory,
+            ("C1", DueKind.AGENCY_REFERRAL, "agency-9", False),
+            ("C1", DueKind.SERVICE_ITEM_LIMIT, "S1", False),
+            ("C1", DueKind.SERVICE_ITEM_LIMIT, "S2", False),
+            ("C2", DueKind.ASSESSMENT, "", False),
+        ]
+        # Overdue once now is past the deadline (not at it).
+        assert listed(T0 + 2 * HOUR)[0] == ("C2", DueKind.MANDATORY_REPORT, "child_abuse", False)
+        assert listed(T0 + 2 * HOUR + dt.timedelta(microseconds=1))[0][3] is True
+        late = store.due(DueQuery(T0 + 30 * DAY)).items
+        assert [(i.case_id, i.kind, i.overdue) for i in late] == [
+            ("C2", DueKind.MANDATORY_REPORT, True),
+            ("C2", DueKind.OVERRIDE_CONFIRMATION, False),
+            ("C1", DueKind.AGENCY_REFERRAL, True),
+            ("C1", DueKind.SERVICE_ITEM_LIMIT, True),
+            ("C1", DueKind.SERVICE_ITEM_LIMIT, True),
+            ("C2", DueKind.ASSESSMENT, True),
+            ("C1", DueKind.PLAN, True),
+        ]
+        assert late[-1] == DueItem(T0 + 20 * DAY, "C1", DueKind.PLAN, "", True)
+        for item in late:
+            assert item.due_at.utcoffset() == dt.timedelta(0)
+        # The same instant in another time zone lists the same.
+        kst = dt.timezone(dt.timedelta(hours=9))
+        assert store.due(DueQuery((T0 + 30 * DAY).astimezone(kst))).items == late
+        assert self.reopen(store).due(DueQuery(T0 + 30 * DAY)).items == late
+
+    def test_due_agrees_with_the_schedule(self, store: CaseStore) -> None:
+        self._case_with_events(store, "C1")
+        opened = open_commit("C2")
+        store.commit(opened)
+        intake = follow(opened.case, StartIntake())
+        store.commit(intake)
+        store.commit(follow(intake.case, InvokeStatutoryOverride(StatutoryGround.CHILD_ABUSE)))
+        store.commit(open_commit("C3", at=T0 + 50 * DAY))
+        cases = [store.load(i) for i in ("C1", "C2", "C3")]
+        for now in (T0, T0 + 20 * DAY, T0 + 40 * DAY, T0 + 400 * DAY, T0 + 4000 * DAY):
+            items = store.due(DueQuery(now, limit=10_000)).items
+            assert sorted(items) == schedule_due(cases, DEFAULT_POLICY, now), now
+            assert [i for page in self._due(store, DueQuery(now, limit=1)) for i in page] == list(items)
+
+    def test_due_filters_by_state_caseworker_and_household(self, store: CaseStore) -> None:
+        self._deadlines(store)
+        now = T0 + 30 * DAY
+
+        def cases(**kw: Any) -> list[str]:
+            return sorted({i.case_id for i in store.due(DueQuery(now, **kw)).items})
+
+        assert cases() == ["C1", "C2"]
+        assert cases(caseworker_id="cw-1") == ["C1"]
+        assert cases(caseworker_id="cw-2") == []
+        assert cases(household_id="H-C2") == ["C2"]
+        assert cases(state=CaseState.REFERRED) == ["C1", "C2"]
+        assert cases(state=CaseState.INTAKE) == []
+        intake = (deadline("C2", T0 + 10 * DAY, DueKind.ASSESSMENT),)
+        store.commit(follow(store.load("C2"), StartIntake(), deadlines=intake))
+        assert cases(state=CaseState.INTAKE) == ["C2"]
+        assert cases(state=CaseState.INTAKE, household_id="H-C1") == []
+
+    def test_due_pages_through_every_item_once(self, store: CaseStore) -> None:
+        self._deadlines(store)
+        now = T0 + 30 * DAY
+        every = store.due(DueQuery(now)).items
+        assert len(every) == 7
+        for limit in (1, 2, 3, 7, 10_000):
+            pages = self._due(store, DueQuery(now, limit=limit))
+            assert [i for page in pages for i in page] == list(every)
+            assert len(pages) == max(1, -(-len(every) // limit))
+        by_worker = self._due(store, DueQuery(now, caseworker_id="cw-1", limit=2))
+        assert [len(p) for p in by_worker] == [2, 2]
+        early = self._due(store, DueQuery(T0 - 30 * DAY, limit=1))
+        assert early == [[evolve(every[0], overdue=False)], [evolve(every[1], overdue=False)]]
+        assert self._due(store, DueQuery(now, household_id="H-nobody")) == [[]]
+
+    def test_a_commit_replaces_the_cases_deadlines(self, store: CaseStore) -> None:
+        opened = open_commit(
+            "C1",
+            deadlines=(
+                deadline("C1", T0 + DAY, DueKind.ASSESSMENT),
+                deadline("C1", T0 + 2 * DAY, DueKind.NO_CONTACT, "unreachable"),
+            ),
+        )
+        store.commit(opened)
+        store.commit(open_commit("C2", deadlines=(deadline("C2", T0 + 5 * DAY),)))
+        later = T0 + 30 * DAY
+
+        def listed() -> list[tuple[str, DueKind, dt.datetime]]:
+            return [(i.case_id, i.kind, i.due_at) for i in store.due(DueQuery(later)).items]
+
+        assert len(listed()) == 3
+        assigned = follow(opened.case, AssignCaseworker("cw-1"), deadlines=(deadline("C1", T0 + 3 * DAY),))
+        store.commit(assigned)
+        assert listed() == [("C1", DueKind.PLAN, T0 + 3 * DAY), ("C2", DueKind.PLAN, T0 + 5 * DAY)]
+        # A refused commit changes none of them.
+        with pytest.raises(ConcurrencyConflict):
+            store.commit(follow(opened.case, AssignCaseworker("cw-2"), deadlines=()))
+        with pytest.raises(DuplicateCase):
+            store.commit(open_commit("C9", "H-C2", deadlines=(deadline("C9", T0),)))
+        assert listed() == [("C1", DueKind.PLAN, T0 + 3 * DAY), ("C2", DueKind.PLAN, T0 + 5 * DAY)]
+        # A case with nothing pending any more is no longer due, nor found by its deadline.
+        store.commit(follow(assigned.case, StartIntake(), deadlines=()))
+        assert listed() == [("C2", DueKind.PLAN, T0 + 5 * DAY)]
+        assert [c.case_id for c in store.find(CaseQuery(due_before=later)).items] == ["C2"]
+        assert [c.case_id for c in store.find(CaseQuery()).items] == ["C1", "C2"]
+        assert [i.case_id for i in self.reopen(store).due(DueQuery(later)).items] == ["C2"]
+
+    def test_deadlines_of_one_kind_and_subject_are_kept_once(self, store: CaseStore) -> None:
+        ground = StatutoryGround.CHILD_ABUSE.value
+        store.commit(
+            open_commit(
+                "C1",
+                deadlines=(
+                    deadline("C1", T0 + 2 * DAY, DueKind.MANDATORY_REPORT, ground, listed_from=LISTED_ALWAYS),
+                    deadline("C1", T0 + DAY, DueKind.MANDATORY_REPORT, ground, listed_from=LISTED_ALWAYS),
+                ),
+            )
+        )
+        assert store.due(DueQuery(T0)).items == (DueItem(T0 + DAY, "C1", DueKind.MANDATORY_REPORT, ground),)
 
     # -- refusals ---------------------------------------------------------------------------
 
@@ -677,6 +1105,178 @@ class CaseStoreContract:
         store.mark_delivered(note.notification_id, T0)
         assert store.notification_delivered_at(note.notification_id) == T0
 
+    # -- tenancy ----------------------------------------------------------------------------
+
+    def test_a_tenant_sees_nothing_of_another(self, store: CaseStore) -> None:
+        self._seeded(store)
+        store.commit(open_commit("C2", deadlines=(deadline("C2", T0),)))
+        before = self._everything(store)
+        other = store.for_tenant(OTHER)
+        assert other.tenant_id == OTHER
+        assert other.for_tenant(store.tenant_id).load("C1") == store.load("C1")
+        far = T0 + 1000 * DAY
+        not_found: list[Callable[[CaseStore], object]] = [
+            lambda s: s.load("C1"),
+            lambda s: s.events("C1"),
+            lambda s: s.events("C1", after_version=2),
+            lambda s: s.verify("C1"),
+        ]
+        unknown: list[Callable[[CaseStore], object]] = [
+            lambda s: s.notification_delivered_at("n-seen"),
+            lambda s: s.mark_delivered("n-seen", T0),
+            lambda s: s.mark_failed("n-seen", error="e", retry_at=T0),
+        ]
+        for seen in (other, self.reopen(store).for_tenant(OTHER)):
+            for call in not_found:
+                with pytest.raises(CaseNotFound):
+                    call(seen)
+            assert seen.active_case_for_household("H-C1") is None
+            assert seen.find(CaseQuery(limit=1000)) == Page((), None)
+            assert seen.find(CaseQuery(due_before=far)) == Page((), None)
+            assert seen.due(DueQuery(far)) == DuePage((), None)
+            assert seen.refusals("C1") == ()
+            assert seen.pending_notifications(limit=1000) == ()
+            assert seen.pending_notifications(now=far) == ()
+            report = seen.verify()
+            assert (report.cases_checked, report.events_checked, report.ok) == (0, 0, True)
+            for call in unknown:
+                with pytest.raises(InvalidData, match="n-seen") as caught:
+                    call(seen)
+                assert caught.value.field == "notification_id"
+        assert self._everything(store) == before
+
+    def test_a_tenant_changes_nothing_of_another(self, store: CaseStore) -> None:
+        before = self._seeded(store)
+        other = store.for_tenant(OTHER)
+        # The same ids in the other tenant: the same case, household and notification ids.
+        self._case_with_events(other, "C1")
+        refusal = Refusal("C1", "close", "w9", "caseworker", T0 + HOUR, "transition_refused", "later")
+        other.record_refusal(refusal)
+        assert other.enqueue([_note("n-seen")]) == 1
+        other.mark_delivered("n-seen", T0)
+        assigned = other.pending_notifications()[0].notification.notification_id
+        other.mark_failed(assigned, error="SMTP 451", retry_at=T0 + HOUR)
+        with pytest.raises(ConcurrencyConflict):
+            other.commit(open_commit("C1"))
+        assert self._everything(store) == before
+        assert self._everything(self.reopen(store)) == before
+        assert other.refusals("C1") == (refusal,)
+        assert other.notification_delivered_at("n-seen") == T0
+        assert store.notification_delivered_at("n-seen") is None
+        assert [
+            p.attempts for p in other.pending_notifications() if p.notification.notification_id == assigned
+        ] == [1]
+        assert [
+            p.attempts for p in store.pending_notifications() if p.notification.notification_id == assigned
+        ] == [0]
+
+    def test_the_same_case_id_in_two_tenants_is_two_cases(self, store: CaseStore) -> None:
+        self._case_with_events(store, "C1")
+        other = store.for_tenant(OTHER)
+        opened = open_commit("C1")
+        other.commit(opened)
+        assert other.load("C1") == opened.case
+        assert store.load("C1").version == 5
+        # Each tenant's case has its own version: a commit based on the other one's conflicts.
+        with pytest.raises(ConcurrencyConflict) as caught:
+            other.commit(follow(store.load("C1"), AssignCaseworker("cw-9")))
+        assert (caught.value.expected_version, caught.value.actual_version) == (5, 1)
+        with pytest.raises(ConcurrencyConflict):
+            store.commit(follow(opened.case, AssignCaseworker("cw-9")))
+        other.commit(follow(opened.case, AssignCaseworker("cw-9")))
+        assert [e.version for e in other.events("C1")] == [1, 2]
+        assert [e.payload for e in other.events("C1", after_version=1)] == [AssignCaseworker("cw-9")]
+        assert [e.version for e in store.events("C1")] == [1, 2, 3, 4, 5]
+        assert store.load("C1").caseworker_id == "cw-1"
+        # And its own hash chain.
+        assert (other.verify().cases_checked, other.verify().events_checked) == (1, 2)
+        assert (store.verify().cases_checked, store.verify().events_checked) == (1, 5)
+        assert other.verify().ok
+        assert store.verify().ok
+        assert [c.case_id for c in other.find(CaseQuery(caseworker_id="cw-9")).items] == ["C1"]
+        assert store.find(CaseQuery(caseworker_id="cw-9")).items == ()
+
+    def test_a_household_may_have_a_live_case_in_each_tenant(self, store: CaseStore) -> None:
+        store.commit(open_commit("C1", "H1"))
+        other = store.for_tenant(OTHER)
+        other.commit(open_commit("C2", "H1"))
+        assert store.active_case_for_household("H1") == "C1"
+        assert other.active_case_for_household("H1") == "C2"
+        with pytest.raises(DuplicateCase) as caught:
+            other.commit(open_commit("C3", "H1"))
+        assert caught.value.existing_case_id == "C2"
+        other.commit(follow(other.load("C2"), HandOver(Agency("agency-9"))))
+        assert other.active_case_for_household("H1") is None
+        assert store.active_case_for_household("H1") == "C1"
+        with pytest.raises(DuplicateCase) as caught:
+            store.commit(open_commit("C3", "H1"))
+        assert caught.value.existing_case_id == "C1"
+        other.commit(open_commit("C3", "H1"))
+        assert other.active_case_for_household("H1") == "C3"
+
+    def test_each_tenant_has_its_own_outbox(self, store: CaseStore) -> None:
+        other = store.for_tenant(OTHER)
+        assert store.enqueue([_note("n-a"), _note("n-only-here")]) == 2
+        assert other.enqueue([_note("n-a")]) == 1
+        assert other.enqueue([_note("n-a")]) == 0
+        other.mark_delivered("n-a", T0)
+        assert other.notification_delivered_at("n-a") == T0
+        assert store.notification_delivered_at("n-a") is None
+        assert [p.notification.notification_id for p in store.pending_notifications()] == [
+            "n-a",
+            "n-only-here",
+        ]
+        assert other.pending_notifications() == ()
+        store.mark_failed("n-a", error="timeout", retry_at=T0 + HOUR)
+        assert [p.notification.notification_id for p in store.pending_notifications(now=T0)] == [
+            "n-only-here"
+        ]
+        assert other.notification_delivered_at("n-a") == T0
+        with pytest.raises(InvalidData, match="n-only-here") as caught:
+            other.mark_delivered("n-only-here", T0)
+        assert caught.value.field == "notification_id"
+        assert store.notification_delivered_at("n-only-here") is None
+
+    def test_refusals_are_kept_per_tenant(self, store: CaseStore) -> None:
+        mine = Refusal("C1", "close", "w1", "caseworker", T0, "transition_refused", "not yet")
+        theirs = Refusal("C1", "open", "w2", "caseworker", T0, "duplicate_case", "dup")
+        store.record_refusal(mine)
+        store.for_tenant(OTHER).record_refusal(theirs)
+        assert store.refusals("C1") == (mine,)
+        assert store.for_tenant(OTHER).refusals("C1") == (theirs,)
+        assert self.reopen(store).for_tenant(OTHER).refusals("C1") == (theirs,)
+
+    def test_pages_and_cursors_stay_within_a_tenant(self, store: CaseStore) -> None:
+        self._population(store)
+        other = store.for_tenant(OTHER)
+        for case_id, days in (("C1", 9), ("C4b", 0), ("D1", 2)):
+            other.commit(open_commit(case_id, deadlines=(deadline(case_id, T0 + days * DAY),)))
+        # A cursor of one tenant's page, used in another, is only a position among its own cases.
+        mine = store.find(CaseQuery(limit=3)).next_after  # after C2
+        assert [c.case_id for c in other.find(CaseQuery(after=mine)).items] == ["C4b", "D1"]
+        assert self._walk(other, CaseQuery(limit=1)) == [["C1"], ["C4b"], ["D1"]]
+        by_deadline = store.find(CaseQuery(due_before=T0 + 9 * DAY, limit=2)).next_after  # after C1
+        assert [
+            c.case_id for c in other.find(CaseQuery(due_before=T0 + 9 * DAY, after=by_deadline)).items
+        ] == [
+            "D1",
+            "C1",
+        ]
+        now = T0 + 30 * DAY
+        due_mine = store.due(DueQuery(now, limit=2)).next_after  # after C1's
+        assert [i.case_id for i in other.due(DueQuery(now, after=due_mine)).items] == ["D1", "C1"]
+        assert [i.case_id for i in other.due(DueQuery(now)).items] == ["C4b", "D1", "C1"]
+        assert [c.case_id for c in store.find(CaseQuery(after=mine)).items] == ["C3", "C4", "C5", "C6"]
+
+    @pytest.mark.parametrize("tenant", ["", " b", "b ", "x" * 129, "a\x00b", "\u200b", 5, None, b"b"])
+    def test_a_tenant_id_that_is_not_an_identifier_is_invalid_data(
+        self, store: CaseStore, tenant: Any
+    ) -> None:
+        with pytest.raises(InvalidData) as caught:
+            store.for_tenant(tenant)
+        assert caught.value.field == "tenant_id"
+        assert store.for_tenant("x" * 128).tenant_id == "x" * 128
+
     # -- nothing unreadable is stored -------------------------------------------------------------
 
     def _everything(self, store: CaseStore) -> tuple[Any, ...]:
@@ -695,6 +1295,8 @@ class CaseStoreContract:
             c2(),
             store.active_case_for_household("H-C1"),
             store.find(CaseQuery(limit=1000)).items,
+            store.find(CaseQuery(due_before=T0 + 1000 * DAY, limit=1000)).items,
+            store.due(DueQuery(T0 + 1000 * DAY, limit=10_000)),
             tuple(store.pending_notifications(limit=1000)),
             store.notification_delivered_at("n-seen"),
             store.verify(),
@@ -746,6 +1348,22 @@ class CaseStoreContract:
             (lambda s: s.find("state=intake"), "query"),
             (lambda s: s.find(_forced(CaseQuery(), limit=2**63)), "CaseQuery.limit"),
             (lambda s: s.find(_forced(CaseQuery(), state="intake")), "CaseQuery.state"),
+            (lambda s: s.find(_forced(CaseQuery(), after="A" * 4096)), "CaseQuery.after"),
+            (lambda s: s.find(_forced(CaseQuery(), after="WyJDMSJd한")), "CaseQuery.after"),
+            (lambda s: s.find(CaseQuery(after="not a cursor")), "CaseQuery.after"),
+            (lambda s: s.due(None), "query"),
+            (lambda s: s.due(CaseQuery()), "query"),
+            (lambda s: s.due(_forced(DueQuery(T0), now=None)), "DueQuery.now"),
+            (lambda s: s.due(_forced(DueQuery(T0), now=dt.datetime(2026, 1, 5))), "DueQuery.now"),
+            (lambda s: s.due(_forced(DueQuery(T0), now="2026-01-05T09:00:00+00:00")), "DueQuery.now"),
+            (lambda s: s.due(_forced(DueQuery(T0), limit=0)), "DueQuery.limit"),
+            (lambda s: s.due(_forced(DueQuery(T0), limit=10_001)), "DueQuery.limit"),
+            (lambda s: s.due(_forced(DueQuery(T0), state="intake")), "DueQuery.state"),
+            (lambda s: s.due(_forced(DueQuery(T0), caseworker_id="")), "DueQuery.caseworker_id"),
+            (lambda s: s.due(DueQuery(T0, after="not a cursor")), "DueQuery.after"),
+            (lambda s: s.for_tenant(""), "tenant_id"),
+            (lambda s: s.for_tenant(None), "tenant_id"),
+            (lambda s: s.commit(_forced(open_commit("C2"), deadlines=None)), "commit.deadlines"),
             (lambda s: s.commit(None), "commit"),
             (
                 lambda s: s.commit(_forced(open_commit("C2"), expected_version=False)),
@@ -785,8 +1403,10 @@ class CaseStoreContract:
             ({"limit": 2**63}, "CaseQuery.limit"),
             ({"limit": True}, "CaseQuery.limit"),
             ({"limit": 1001}, "CaseQuery.limit"),
-            ({"offset": 2**31}, "CaseQuery.offset"),
-            ({"offset": -1}, "CaseQuery.offset"),
+            ({"after": ""}, "CaseQuery.after"),
+            ({"after": "A" * (MAX_CURSOR + 1)}, "CaseQuery.after"),
+            ({"after": "WyJDMSJd한"}, "CaseQuery.after"),
+            ({"after": 5}, "CaseQuery.after"),
             ({"state": "intake"}, "CaseQuery.state"),
             ({"caseworker_id": ""}, "CaseQuery.caseworker_id"),
             ({"household_id": 5}, "CaseQuery.household_id"),
@@ -799,7 +1419,21 @@ class CaseStoreContract:
             assert caught.value.field == field
         with pytest.raises(InvalidData, match="limit"):
             evolve(CaseQuery(), limit=0)
-        assert CaseQuery(limit=1000, offset=2**31 - 1).limit == 1000
+        assert CaseQuery(limit=1000, after="A" * MAX_CURSOR).limit == 1000
+        due_wrong: list[tuple[dict[str, Any], str]] = [
+            ({"now": None}, "DueQuery.now"),
+            ({"now": dt.datetime(2026, 1, 1)}, "DueQuery.now"),
+            ({"now": T0, "limit": 0}, "DueQuery.limit"),
+            ({"now": T0, "limit": 10_001}, "DueQuery.limit"),
+            ({"now": T0, "state": "intake"}, "DueQuery.state"),
+            ({"now": T0, "household_id": " H1"}, "DueQuery.household_id"),
+            ({"now": T0, "after": "A" * (MAX_CURSOR + 1)}, "DueQuery.after"),
+        ]
+        for bad, field in due_wrong:
+            with pytest.raises(InvalidData) as caught:
+                DueQuery(**bad)
+            assert caught.value.field == field
+        assert DueQuery(T0, limit=10_000).limit == 10_000
 
 
 class StoredRowsContract(CaseStoreContract):
