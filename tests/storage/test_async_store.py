@@ -269,10 +269,11 @@ def test_the_async_manager_refuses_a_blocking_sql_store(tmp_path: Path) -> None:
 
 
 def test_the_async_store_writes_in_the_hosts_transaction(tmp_path: Path) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
+    from casemgmt_core.adapters.async_sql import async_engine
 
     async def run() -> None:
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/host.db")
+        # A host's SQLite engine set up as the store's own (see async_engine).
+        engine = async_engine(f"sqlite+aiosqlite:///{tmp_path}/host.db")
         store = await AsyncSQLStore.open(engine)
         host = sa.Table("host_rows", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
         async with engine.begin() as conn:

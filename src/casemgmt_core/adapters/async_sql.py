@@ -39,7 +39,7 @@ from . import prepare_commit, prepare_notifications
 from ._schema import DEFAULT_PREFIX, store_tables
 from .sql import SYNCHRONOUS, Steps, _Operations, _Shared
 
-__all__ = ["AsyncSQLStore"]
+__all__ = ["AsyncSQLStore", "async_engine"]
 
 T = TypeVar("T")
 
@@ -236,6 +236,13 @@ class AsyncSQLStore(_Operations):
 
     async def verify(self, case_id: str | None = None) -> ChainReport:
         return await self._run(self._verify(case_id))
+
+
+def async_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 5000) -> AsyncEngine:
+    """An asyncio engine for ``url`` set up as the store needs it, for a host to share: on SQLite,
+    WAL mode and transactions begun by SQLAlchemy (``BEGIN IMMEDIATE`` for the store's writes), without
+    which the driver's own transaction handling breaks the savepoints of :meth:`AsyncSQLStore.using`."""
+    return _async_engine(url, synchronous, busy_timeout_ms)
 
 
 async def _drive(conn: AsyncConnection, steps: Steps[T]) -> T:
