@@ -144,6 +144,7 @@ from .ports import (
     PendingNotification,
     Refusal,
 )
+from .retry import retry_on_conflict, retry_on_conflict_async
 from .schedule import DueItem, DueKind, due
 from .service import AsyncCaseManager, CaseManager
 
@@ -153,6 +154,8 @@ __all__ = [
     # engine
     "AsyncCaseManager",
     "CaseManager",
+    "retry_on_conflict",
+    "retry_on_conflict_async",
     "decide",
     "apply",
     "replay",

@@ -112,10 +112,16 @@ def _deadlines(case: Case, policy: Policy) -> Iterator[tuple[DueKind, str, dt.da
 def deadlines(case: Case, policy: Policy) -> tuple[Deadline, ...]:
     """Every pending deadline of ``case`` under ``policy``, in the order :func:`due` lists them."""
     lead = dt.timedelta(days=policy.time_limits.reminder_lead_days)
+    # The order Deadline defines, by a tuple key: attrs' ordering costs far more per comparison.
     return tuple(
         sorted(
-            Deadline(LISTED_ALWAYS if kind in _ALWAYS_LISTED else at - lead, at, case.case_id, kind, subject)
-            for kind, subject, at in _deadlines(case, policy)
+            (
+                Deadline(
+                    LISTED_ALWAYS if kind in _ALWAYS_LISTED else at - lead, at, case.case_id, kind, subject
+                )
+                for kind, subject, at in _deadlines(case, policy)
+            ),
+            key=lambda d: (d.listed_from, d.due_at, d.case_id, d.kind, d.subject),
         )
     )
 
@@ -133,7 +139,7 @@ def due(cases: Case | Iterable[Case], policy: Policy, now: dt.datetime) -> list[
         for kind, subject, at in _deadlines(case, policy):
             if kind in _ALWAYS_LISTED or at - lead <= now:
                 out.append(DueItem(at, case.case_id, kind, subject, now > at))
-    out.sort()
+    out.sort(key=lambda i: (i.due_at, i.case_id, i.kind, i.subject, i.overdue))
     return out
 
 

@@ -27,6 +27,7 @@ from .engine import Decision, decide, journal, replay
 from .errors import (
     AuthorizationDenied,
     CaseManagementError,
+    ConcurrencyConflict,
     DuplicateCase,
     InvalidData,
     StorageError,
@@ -79,6 +80,10 @@ def _store(method: str, *args: Any, **kwargs: Any) -> _Call:
 
 #: A unit of work: yields the port calls it needs, is sent their results (or thrown their errors).
 Flow = Generator[_Call, Any, T]
+
+
+class _Stale(Exception):
+    """A command decided on a remembered case met a refusal or a conflict: decide it on the loaded case."""
 
 
 class _Manager:
@@ -158,12 +163,55 @@ class _Manager:
                 field="command",
                 allowed="a Command other than OpenCase (use open_case)",
             )
+        if callable(getattr(self.store, "cached_case", None)):
+            remembered = yield _store("cached_case", case_id)
+            if remembered is not None:
+                try:
+                    return (
+                        yield from self._handle_remembered(remembered, command, actor, note, correlation_id)
+                    )
+                except _Stale:
+                    pass
         case = yield _store("load", case_id)
         now = self._now()
         yield from self._authorize(case_id, command, actor, now, correlation_id)
         facts = yield from self._facts(case, command)
         decision = yield from self._decide(case, command, actor, now, facts, note, correlation_id)
         return (yield from self._commit(decision, case.version, command, actor, now, correlation_id))
+
+    def _handle_remembered(
+        self, case: Case, command: c.Command, actor: Actor, note: str, correlation_id: str | None
+    ) -> Flow[Case]:
+        """The command decided on the case as the store last wrote or read it, without loading it.
+
+        That case may be behind the database. Whatever would refuse the command (the actor, a
+        guard, invalid data, any error while deciding, a conflict at commit) is therefore not
+        taken as the verdict: it raises :class:`_Stale`, and the command is decided again on the
+        case as loaded, whose refusal is the one recorded. A commit that succeeds was decided on
+        the stored case: the store commits only on the version (and chain head) the case was at.
+        """
+        now = self._now()
+        if not self.policy.access.allows(actor.role, command.event):
+            raise _Stale
+        facts = yield from self._facts(case, command)
+        try:
+            decision = decide(
+                case,
+                command,
+                self.policy,
+                now,
+                actor=actor,
+                facts=facts,
+                note=note,
+                correlation_id=correlation_id,
+            )
+        except Exception:  # whatever the loaded case says is the verdict
+            raise _Stale from None
+        return (
+            yield from self._commit(
+                decision, case.version, command, actor, now, correlation_id, stale_ok=True
+            )
+        )
 
     def _deliver_pending(self, limit: int) -> Flow[int]:
         if type(limit) is not int or not 1 <= limit <= 1000:
@@ -327,6 +375,8 @@ class _Manager:
         actor: Actor,
         now: dt.datetime,
         correlation_id: str | None,
+        *,
+        stale_ok: bool = False,
     ) -> Flow[Case]:
         notes = notifications_for(decision.events)
         pending = deadlines(decision.case, self.policy)
@@ -334,7 +384,11 @@ class _Manager:
         commit = Commit(decision.case, decision.events, notes, expected_version, deadline, pending)
         try:
             yield _store("commit", commit)
-        except DuplicateCase as error:
+        except (ConcurrencyConflict, DuplicateCase) as error:
+            if stale_ok:
+                raise _Stale from None
+            if not isinstance(error, DuplicateCase):
+                raise
             # Any step that makes a case live (reopen, after-care, or a race between two openings)
             # meets the store's one-live-case-per-household rule here: a refusal like any other.
             yield from self._refuse(decision.case.case_id, command, actor, now, correlation_id, error)

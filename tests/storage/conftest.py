@@ -1,14 +1,19 @@
-"""PostgreSQL for the storage tests: ``CASEMGMT_TEST_POSTGRES_URL`` if set, else a throwaway
-server started here. Without either the tests fail (they never skip)."""
+"""PostgreSQL and MariaDB for the storage tests: ``CASEMGMT_TEST_POSTGRES_URL`` (and
+``CASEMGMT_TEST_MARIADB_URL``) if set, else a throwaway server started here. Without either the
+tests fail (they never skip). ``engine`` is a host's engine on each of the three databases."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import Engine, create_engine
 
+from casemgmt_core.adapters.sql import sqlite_engine
 from casemgmt_core.testing.postgres import ClusterError, temporary_schema, throwaway_cluster
 
 
@@ -83,3 +88,22 @@ def mariadb_database(mariadb_url: str) -> Iterator[str]:
 
     with temporary_database(mariadb_url) as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """The host's engine, to an empty database (schema), owned and disposed of by the test."""
+    if request.param == "sqlite":
+        made = sqlite_engine(tmp_path / "host.db")
+    elif request.param == "postgresql":
+        conninfo: str = request.getfixturevalue("postgres_conninfo")
+
+        def connect() -> Any:
+            return psycopg.connect(conninfo)
+
+        made = create_engine("postgresql+psycopg://", creator=connect)
+    else:
+        url: str = request.getfixturevalue("mariadb_database")
+        made = create_engine(url, connect_args={"charset": "utf8mb4"})
+    yield made
+    made.dispose()

@@ -43,7 +43,9 @@ from ..ports import (
 )
 from ..schedule import Deadline, DueKind
 from ..serialization import (
+    CheckedCase,
     case_from_dict,
+    checked_case,
     checked_dumps,
     dumps,
     event_from_dict,
@@ -368,6 +370,8 @@ class PreparedCommit:
     notifications: tuple[PreparedNotification, ...]
     deadlines: tuple[Deadline, ...] = ()
     """The case's pending deadlines, times in UTC, one per ``(kind, subject)``, in due order."""
+    checked: CheckedCase | None = attrs.field(default=None, eq=False, repr=False)
+    """The case as checked, for :func:`prepare_commit`'s ``previous`` at the case's next commit."""
 
     def hashes(self, previous: str) -> list[tuple[str, str]]:
         """``(previous, hash)`` of each event, chained on from the stored head ``previous``."""
@@ -379,13 +383,17 @@ class PreparedCommit:
         return out
 
 
-def prepare_commit(commit: Commit, *, with_case: bool = True) -> PreparedCommit:
+def prepare_commit(
+    commit: Commit, *, with_case: bool = True, previous: CheckedCase | None = None
+) -> PreparedCommit:
     """Validate ``commit`` and serialise it; raises :class:`InvalidData` saying what is wrong.
 
     Every event, the case and every notification is written out and loaded back with the loader
     that will read it (:func:`~casemgmt_core.serialization.checked_dumps`): what would not read
     back as itself is refused here, before a store writes anything. The case is always checked;
-    ``with_case=False`` only leaves its text out of the result.
+    ``with_case=False`` only leaves its text out of the result. ``previous`` is the ``checked`` of
+    the case's commit before (a store may keep it): the case's fields that are the very objects
+    it holds are not checked again (:func:`~casemgmt_core.serialization.checked_case`).
     """
     if not isinstance(commit, Commit):
         raise InvalidData(f"expected a Commit, not {type(commit).__name__}", field="commit")
@@ -417,7 +425,9 @@ def prepare_commit(commit: Commit, *, with_case: bool = True) -> PreparedCommit:
         text = checked_dumps(e, Event, f"commit.events[{i}]")
         # Once the event is known to load back, its time is an aware datetime.
         prepared.append(PreparedEvent(e.version, e.event, require_aware(e.occurred_at, "occurred_at"), text))
-    case_text = checked_dumps(case, Case, "commit.case")
+    if previous is not None and not isinstance(previous, CheckedCase):
+        raise InvalidData(f"expected a CheckedCase, not {type(previous).__name__}", field="previous")
+    checked = checked_case(case, "commit.case", previous)
     notes = prepare_notifications(notifications, "commit.notifications")
     pending = prepare_deadlines(commit.deadlines, case.case_id, "commit.deadlines")
     return PreparedCommit(
@@ -429,10 +439,11 @@ def prepare_commit(commit: Commit, *, with_case: bool = True) -> PreparedCommit:
         deadline,
         commit.expected_version,
         case.version,
-        case_text if with_case else "",
+        checked.text if with_case else "",
         tuple(prepared),
         notes,
         pending,
+        checked,
     )
 
 

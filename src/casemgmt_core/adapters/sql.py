@@ -40,12 +40,14 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    type_coerce,
     union,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.types import NullType
 
 from .._validation import check_identifier
 from ..errors import (
@@ -94,15 +96,21 @@ from . import (
     require_aware,
     unknown_notification,
 )
-from ._schema import DEFAULT_PREFIX, StoreTables, store_tables
+from ._driver import CaseCache, Known, Rows, Run, WriteStatements, run_on_cursor
+from ._schema import DEFAULT_PREFIX, StoreTables, store_tables, utc_from_stored
 
 __all__ = ["SQLStore", "Steps", "sqlite_engine"]
 
 T = TypeVar("T")
 
 #: One store operation, written once for both the blocking and the asyncio store: a generator
-#: that yields each statement to run and is sent back its (buffered) result.
-Steps = Generator[Executable, Any, T]
+#: that yields each statement to run and is sent back its (buffered) result. A statement is a
+#: SQLAlchemy one (sent its ``Result``) or a write-path :class:`~casemgmt_core.adapters._driver.Run`
+#: (sent its :class:`~casemgmt_core.adapters._driver.Rows`).
+Steps = Generator[Executable | Run, Any, T]
+
+#: How many cases a store remembers as it last wrote them (see :class:`SQLStore`).
+DEFAULT_CACHE_SIZE = 1000
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -182,15 +190,34 @@ def sqlite_engine(
 
 @define
 class _Shared:
-    """What every tenant's view of one store shares: the engine, the tables, whether it is open."""
+    """What every tenant's view of one store shares: the engine, the tables, whether it is open,
+    the write path's compiled statements and the cases it last wrote."""
 
     engine: Engine | None
     owns_engine: bool
     tables: StoreTables
     dialect: str
     lock: contextlib.AbstractContextManager[Any]
+    statements: WriteStatements
+    cache: CaseCache
     closed: bool = False
     where: str = ""
+    driver_errors: tuple[type[BaseException], ...] = ()
+    """The DBAPI's own error classes (raised by the write path, which runs on the driver)."""
+
+
+def _check_cache_size(size: object) -> int:
+    if type(size) is not int or not 0 <= size <= 1_000_000:
+        raise InvalidData(
+            f"must be a whole number from 0 to 1000000, not {repr(size)[:40]}", field="cache_size"
+        )
+    return size
+
+
+def _driver_errors(dialect: Any) -> tuple[type[BaseException], ...]:
+    dbapi = getattr(dialect, "loaded_dbapi", None) or getattr(dialect, "dbapi", None)
+    error = getattr(dbapi, "Error", None)
+    return (error,) if isinstance(error, type) and issubclass(error, BaseException) else ()
 
 
 class _Operations:
@@ -209,6 +236,21 @@ class _Operations:
 
     def _where(self, table: Any) -> Any:
         return table.c.tenant_id == self.tenant_id
+
+    _connection: Any
+
+    def _known(self, commit: object) -> tuple[tuple[str, str], Known | None]:
+        """The cache key of the commit's case and what the store last knew of it."""
+        case_id = getattr(getattr(commit, "case", None), "case_id", None)
+        key = (self.tenant_id, case_id if type(case_id) is str else "")
+        return key, self._shared.cache.get(key)
+
+    def _remember(self, key: tuple[str, str], known: Known) -> None:
+        # Inside the host's transaction, what is written may yet be rolled back: forget it.
+        if self._connection is None:
+            self._shared.cache.put(key, known)
+        else:
+            self._shared.cache.drop(key)
 
     def _explain(self, c: PreparedCommit) -> Steps[CaseManagementError | None]:
         cases = self.tables.cases
@@ -229,43 +271,55 @@ class _Operations:
             )
         return None
 
-    def _commit(self, c: PreparedCommit) -> Steps[None]:
-        t = self.tables
-        cases = t.cases
-        key = and_(self._where(cases), cases.c.case_id == c.case_id)
-        row = (yield select(cases.c.version, cases.c.head_hash).where(key).with_for_update()).first()
-        if (row[0] if row else 0) != c.expected_version:
-            raise ConcurrencyConflict(
-                case_id=c.case_id, expected_version=c.expected_version, actual_version=row[0] if row else None
+    def _commit(self, c: PreparedCommit, known: Known | None) -> Steps[str]:
+        """Write the prepared commit; returns the case's new chain head.
+
+        A new case is inserted (its key, unique, says whether another writer got there first).
+        Where ``known`` says at which version and head this store last left the case, the case
+        row is updated on condition that it is still there; otherwise (or if it is not) the row
+        is read and locked first. The database's own constraints hold one live case per
+        household and one row per event version; what they refuse, :meth:`_explain` explains.
+        """
+        s = self._shared.statements
+        key = {"k_tenant": self.tenant_id, "k_case": c.case_id}
+        hashes: list[tuple[str, str]] | None = None
+        same_deadlines = False
+        if c.expected_version == 0:
+            hashes = c.hashes(GENESIS)
+            yield Run.one(
+                s.case_insert, tenant_id=self.tenant_id, case_id=c.case_id, **_case_values(c, hashes[-1][1])
             )
-        if c.live:
-            other = (
-                yield select(cases.c.case_id)
-                .where(
-                    self._where(cases),
-                    cases.c.live_household_id == c.household_id,
-                    cases.c.case_id != c.case_id,
-                )
-                .limit(1)
-            ).scalar()
-            if other is not None:
-                raise DuplicateCase(household_id=c.household_id, existing_case_id=other)
-        hashes = c.hashes(row[1] if row else GENESIS)
-        values = {
-            "household_id": c.household_id,
-            "state": c.state,
-            "caseworker_id": c.caseworker_id,
-            "live_household_id": c.household_id if c.live else None,
-            "next_deadline": c.next_deadline,
-            "version": c.version,
-            "head_hash": hashes[-1][1],
-            "data": c.case_text,
-        }
-        if row is None:
-            yield insert(cases).values(tenant_id=self.tenant_id, case_id=c.case_id, **values)
         else:
-            yield cases.update().where(key).values(**values)
-        yield insert(t.events).values(
+            if known is not None and known.version == c.expected_version:
+                hashes = c.hashes(known.head)
+                updated: Rows = yield Run.one(
+                    s.case_update_if,
+                    **key,
+                    k_version=known.version,
+                    k_head=known.head,
+                    **_prefixed(_case_values(c, hashes[-1][1])),
+                )
+                if updated.rowcount == 1:
+                    # The rows are as this store left them: deadlines that did not change stay.
+                    same_deadlines = known.deadlines == c.deadlines
+                else:
+                    hashes = None
+            if hashes is None:
+                row = (yield Run.one(s.head, **key)).first()
+                # The row at the expected version but with another head than this store left it
+                # at (a host transaction rolled back, a database restored) was never the case
+                # the commit was decided on.
+                left = known.head if known is not None and known.version == c.expected_version else None
+                if row is None or row[0] != c.expected_version or left not in (None, row[1]):
+                    raise ConcurrencyConflict(
+                        case_id=c.case_id,
+                        expected_version=c.expected_version,
+                        actual_version=None if row is None else row[0],
+                    )
+                hashes = c.hashes(row[1])
+                yield Run.one(s.case_update, **key, **_prefixed(_case_values(c, hashes[-1][1])))
+        yield Run.each(
+            s.event_insert,
             [
                 {
                     "tenant_id": self.tenant_id,
@@ -278,34 +332,36 @@ class _Operations:
                     "hash": current,
                 }
                 for e, (prev, current) in zip(c.events, hashes, strict=True)
-            ]
+            ],
         )
-        deadlines = t.deadlines
-        if row is not None:
-            yield deadlines.delete().where(self._where(deadlines), deadlines.c.case_id == c.case_id)
-        if c.deadlines:
-            yield insert(deadlines).values(
-                [
-                    {
-                        "tenant_id": self.tenant_id,
-                        "case_id": c.case_id,
-                        "kind": d.kind.value,
-                        "subject": d.subject,
-                        "listed_from": d.listed_from,
-                        "due_at": d.due_at,
-                    }
-                    for d in c.deadlines
-                ]
-            )
+        if not same_deadlines:
+            if c.expected_version != 0:
+                yield Run.one(s.deadline_delete, **key)
+            if c.deadlines:
+                yield Run.each(
+                    s.deadline_insert,
+                    [
+                        {
+                            "tenant_id": self.tenant_id,
+                            "case_id": c.case_id,
+                            "kind": d.kind.value,
+                            "subject": d.subject,
+                            "listed_from": d.listed_from,
+                            "due_at": d.due_at,
+                        }
+                        for d in c.deadlines
+                    ],
+                )
         yield from self._insert_outbox(c.notifications)
+        return hashes[-1][1]
 
-    def _load(self, case_id: str) -> Steps[Case]:
+    def _load(self, case_id: str) -> Steps[Known]:
         check_id(case_id, "case_id")
-        cases = self.tables.cases
-        text = (yield select(cases.c.data).where(self._where(cases), cases.c.case_id == case_id)).scalar()
-        if text is None:
+        row = (yield Run.one(self._shared.statements.load, k_tenant=self.tenant_id, k_case=case_id)).first()
+        if row is None:
             raise CaseNotFound(case_id)
-        return _case(case_id, text)
+        version, head, text = row
+        return Known(version, head, _case(case_id, text), None)
 
     def _events(self, case_id: str, after_version: int) -> Steps[tuple[Event, ...]]:
         check_id(case_id, "case_id")
@@ -375,7 +431,9 @@ class _Operations:
         attrs.validate(query)
         now = query.now
         d, cases = self.tables.deadlines, self.tables.cases
-        stmt: Select[Any] = select(d.c.listed_from, d.c.case_id, d.c.kind, d.c.subject, d.c.due_at).where(
+        # listed_from only as the driver reads it: only the last row's is needed (for the cursor).
+        listed_from = type_coerce(d.c.listed_from, NullType())
+        stmt: Select[Any] = select(listed_from, d.c.case_id, d.c.kind, d.c.subject, d.c.due_at).where(
             self._where(d), d.c.listed_from <= now
         )
         if query.state is not None or query.caseworker_id is not None or query.household_id is not None:
@@ -399,15 +457,16 @@ class _Operations:
         page = rows[: query.limit]
         items = []
         for _, case_id, kind, subject, due_at in page:
-            try:
-                due_kind = DueKind(kind)
-            except ValueError:
-                raise StorageError(f"a stored deadline of case {case_id!r} has an unknown kind") from None
+            due_kind = _DUE_KINDS.get(kind)
+            if due_kind is None:
+                raise StorageError(f"a stored deadline of case {case_id!r} has an unknown kind")
             items.append(DueItem(due_at, case_id, due_kind, subject, now > due_at))
         cursor = None
         if len(rows) > query.limit:
             listed, case_id, kind, subject, _ = page[-1]
-            cursor = encode_cursor(_iso(listed), case_id, kind, subject)
+            last_listed = utc_from_stored(listed)
+            assert last_listed is not None  # the column is NOT NULL
+            cursor = encode_cursor(_iso(last_listed), case_id, kind, subject)
         return DuePage(tuple(items), cursor)
 
     # -- refusals ---------------------------------------------------------------------------------
@@ -429,22 +488,16 @@ class _Operations:
 
     def _insert_outbox(self, rows: Sequence[PreparedNotification]) -> Steps[int]:
         """Insert outbox rows, skipping ids already there; how many were new."""
-        if not rows:
-            return 0
-        o = self.tables.outbox
-        keys = {n.notification_id: _notification_key(n.notification_id) for n in rows}
-        present = set(
-            (
-                yield select(o.c.notification_key).where(
-                    self._where(o), o.c.notification_key.in_(set(keys.values()))
-                )
-            ).scalars()
-        )
+        s = self._shared.statements
+        present: set[str] = set()
         new = []
         for n in rows:
-            key = keys[n.notification_id]
-            if key not in present:
-                present.add(key)
+            key = _notification_key(n.notification_id)
+            if key in present:
+                continue
+            present.add(key)
+            found = (yield Run.one(s.outbox_key, k_tenant=self.tenant_id, k_key=key)).first()
+            if found is None:
                 new.append(
                     {
                         "tenant_id": self.tenant_id,
@@ -457,7 +510,7 @@ class _Operations:
                     }
                 )
         if new:
-            yield insert(o).values(new)
+            yield Run.each(s.outbox_insert, new)
         return len(new)
 
     def _pending(self, now: dt.datetime | None, limit: int) -> Steps[tuple[PendingNotification, ...]]:
@@ -575,6 +628,14 @@ class SQLStore(_Operations):
     ``tenant`` is the centre or programme whose rows this object reads and writes;
     ``table_prefix`` and ``schema`` place the tables; ``create_tables=False`` runs no DDL and only
     checks that the tables are at this version's revision (see ``casemgmt db``).
+
+    The store remembers the last ``cache_size`` cases it wrote or read, with the version and
+    chain head it left them at: the next commit of such a case updates its row on condition that
+    it is still there (one statement fewer than reading it first), re-checks only the parts of
+    the case that changed, and :meth:`cached_case` offers it to :class:`~casemgmt_core.CaseManager`
+    to decide on without loading it again. The database stays the truth: where another writer
+    got there first, the row is read and the commit refused as a conflict. ``cache_size=0``
+    remembers nothing.
     """
 
     def __init__(
@@ -585,10 +646,12 @@ class SQLStore(_Operations):
         table_prefix: str = DEFAULT_PREFIX,
         schema: str | None = None,
         create_tables: bool = True,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         self.tenant_id = check_identifier(tenant, "tenant")
         if type(create_tables) is not bool:
             raise InvalidData("must be True or False", field="create_tables")
+        cache = CaseCache(_check_cache_size(cache_size))
         tables = store_tables(table_prefix, schema)
         connection: Connection | None = None
         if isinstance(bind, Connection):
@@ -611,7 +674,10 @@ class SQLStore(_Operations):
             tables,
             engine.dialect.name,
             threading.RLock() if memory else contextlib.nullcontext(),
+            WriteStatements.build(tables, engine.dialect),
+            cache,
             where=shown,
+            driver_errors=_driver_errors(engine.dialect),
         )
         self._connection = connection
         try:
@@ -702,8 +768,8 @@ class SQLStore(_Operations):
             yield
         except CaseManagementError:
             raise
-        except (sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
-            raise StorageError(self._describe(exc)) from getattr(exc, "orig", None)
+        except (sa_exc.SQLAlchemyError, sqlite3.Error, *self._shared.driver_errors) as exc:  # type: ignore[misc]
+            raise StorageError(self._describe(exc)) from getattr(exc, "orig", exc)
         except (ValueError, TypeError, UnicodeDecodeError) as exc:
             # A stored value the column type cannot read (a timestamp that is not one).
             raise StorageError(f"a stored value cannot be read: {str(exc)[:300]}") from None
@@ -752,21 +818,78 @@ class SQLStore(_Operations):
         """Run one operation's statements in one transaction (see :data:`Steps`)."""
         scope = self._write() if write else self._audit() if audit else self._read()
         with scope as conn:
-            result: Any = None
+            return _drive(conn, steps)
+
+    def _run_driver(self, steps: Steps[T], *, write: bool) -> T:
+        """Run an operation made only of :class:`~casemgmt_core.adapters._driver.Run` statements
+        (the write path) on the pool's DBAPI connection, in a transaction of its own; in the
+        host's transaction (:meth:`using`), through its connection like any other operation."""
+        if self._connection is not None:
+            return self._run(steps, write=write)
+        engine = self._open()
+        dialect = self._shared.dialect
+        with self._translate(), self._shared.lock:
+            raw = engine.raw_connection()
+            cursor = None
             try:
-                while True:
-                    result = conn.execute(steps.send(result))
-            except StopIteration as done:
-                value: T = done.value
+                cursor = raw.cursor()
+                if dialect == "sqlite":
+                    # Outside a transaction the driver would begin a deferred one itself; a
+                    # write takes the database's write lock first, so writers queue, not fail.
+                    cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                elif write and dialect in ("mysql", "mariadb"):
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")  # see _write
+                result: Any = None
+                try:
+                    while True:
+                        run = steps.send(result)
+                        assert isinstance(run, Run), "a driver operation yields only Run statements"
+                        result = run_on_cursor(cursor, run)
+                except StopIteration as done:
+                    value: T = done.value
+                if write:
+                    if dialect == "sqlite":
+                        cursor.execute("COMMIT")
+                    else:
+                        raw.commit()
+                else:
+                    raw.rollback()
                 return value
+            except BaseException as exc:
+                self._abandon(raw, cursor, exc)
+                raise
+            finally:
+                if cursor is not None:
+                    with contextlib.suppress(Exception):
+                        cursor.close()
+                raw.close()
+
+    def _abandon(self, raw: Any, cursor: Any, exc: BaseException) -> None:
+        """Roll back a failed driver transaction; a connection the database dropped is not
+        returned to the pool."""
+        engine = self._shared.engine
+        assert engine is not None
+        if isinstance(exc, (*self._shared.driver_errors, sqlite3.Error)) and engine.dialect.is_disconnect(
+            exc,  # type: ignore[arg-type]  # a DBAPI error, as the dialect expects
+            raw.dbapi_connection,
+            cursor,
+        ):
+            raw.invalidate(exc)
+            return
+        try:
+            raw.rollback()
+        except Exception:  # the connection is unusable: do not pool it
+            raw.invalidate()
 
     # -- cases and events ---------------------------------------------------------------------------
 
     def commit(self, commit: Commit) -> None:
-        c = prepare_commit(commit)
+        key, known = self._known(commit)
+        c = prepare_commit(commit, previous=None if known is None else known.checked)
         try:
-            self._run(self._commit(c), write=True)
+            head = self._run_driver(self._commit(c, known), write=True)
         except StorageError as exc:
+            self._shared.cache.drop(key)
             # A constraint the database enforced that the checks in _commit could not see coming
             # (another writer got there first), or a deadlock: say what it means.
             try:
@@ -774,9 +897,24 @@ class SQLStore(_Operations):
             except StorageError:
                 raise exc from None
             raise (explained or exc) from exc
+        except BaseException:
+            self._shared.cache.drop(key)
+            raise
+        self._remember(key, Known(c.version, head, commit.case, c.checked, c.deadlines))
 
     def load(self, case_id: str) -> Case:
-        return self._run(self._load(case_id))
+        known = self._run_driver(self._load(case_id), write=False)
+        self._remember((self.tenant_id, case_id), known)
+        return known.case
+
+    def cached_case(self, case_id: str) -> Case | None:
+        """The case as this store last wrote or read it in this process, if it still remembers
+        it; ``None`` otherwise. It may be behind the database (another process may have written
+        since): use it only to decide on, and commit with its version as the expected one, so
+        that a stale case meets :class:`~casemgmt_core.ConcurrencyConflict`."""
+        check_id(case_id, "case_id")
+        known = self._shared.cache.get((self.tenant_id, case_id))
+        return None if known is None else known.case
 
     def events(self, case_id: str, *, after_version: int = 0) -> Sequence[Event]:
         return self._run(self._events(case_id, after_version))
@@ -798,7 +936,7 @@ class SQLStore(_Operations):
 
     def enqueue(self, notifications: Sequence[Notification]) -> int:
         rows = prepare_notifications(notifications, "notifications")
-        return self._run(self._insert_outbox(rows), write=True)
+        return self._run_driver(self._insert_outbox(rows), write=True)
 
     def pending_notifications(
         self, *, now: dt.datetime | None = None, limit: int = 100
@@ -830,6 +968,43 @@ class SQLStore(_Operations):
                 yield conn
             finally:
                 raw.text_factory = str
+
+
+def _drive(conn: Connection, steps: Steps[T]) -> T:
+    """Run ``steps`` on a SQLAlchemy connection (a driver :class:`Run` as its driver SQL)."""
+    result: Any = None
+    try:
+        while True:
+            statement = steps.send(result)
+            if isinstance(statement, Run):
+                found = conn.exec_driver_sql(statement.statement.sql, statement.parameters)
+                result = Rows([tuple(r) for r in found] if found.returns_rows else [], found.rowcount)
+            else:
+                result = conn.execute(statement)
+    except StopIteration as done:
+        value: T = done.value
+        return value
+
+
+_DUE_KINDS = {kind.value: kind for kind in DueKind}
+
+
+def _case_values(c: PreparedCommit, head: str) -> dict[str, Any]:
+    values = {
+        "household_id": c.household_id,
+        "state": c.state,
+        "caseworker_id": c.caseworker_id,
+        "live_household_id": c.household_id if c.live else None,
+        "next_deadline": c.next_deadline,
+        "version": c.version,
+        "head_hash": head,
+        "data": c.case_text,
+    }
+    return values
+
+
+def _prefixed(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"v_{name}": value for name, value in values.items()}
 
 
 def _case(case_id: str, text: str) -> Case:

@@ -14,7 +14,7 @@ import os
 
 from ..ports import DEFAULT_TENANT
 from ._schema import DEFAULT_PREFIX
-from .sql import SQLStore, sqlite_engine
+from .sql import DEFAULT_CACHE_SIZE, SQLStore, sqlite_engine
 
 __all__ = ["SQLiteStore"]
 
@@ -39,13 +39,20 @@ class SQLiteStore(SQLStore):
         tenant: str = DEFAULT_TENANT,
         table_prefix: str = DEFAULT_PREFIX,
         create_tables: bool = True,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         engine = sqlite_engine(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         self.path = os.fspath(path)
         self.synchronous = synchronous.upper()
         self.busy_timeout_ms = busy_timeout_ms
         try:
-            super().__init__(engine, tenant=tenant, table_prefix=table_prefix, create_tables=create_tables)
+            super().__init__(
+                engine,
+                tenant=tenant,
+                table_prefix=table_prefix,
+                create_tables=create_tables,
+                cache_size=cache_size,
+            )
         except BaseException:
             engine.dispose()
             raise
