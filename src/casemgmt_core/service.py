@@ -168,48 +168,42 @@ class _Manager:
             if remembered is not None:
                 try:
                     return (
-                        yield from self._handle_remembered(remembered, command, actor, note, correlation_id)
+                        yield from self._decide_and_commit(
+                            remembered, command, actor, note, correlation_id, True
+                        )
                     )
                 except _Stale:
                     pass
         case = yield _store("load", case_id)
-        now = self._now()
-        yield from self._authorize(case_id, command, actor, now, correlation_id)
-        facts = yield from self._facts(case, command)
-        decision = yield from self._decide(case, command, actor, now, facts, note, correlation_id)
-        return (yield from self._commit(decision, case.version, command, actor, now, correlation_id))
+        return (yield from self._decide_and_commit(case, command, actor, note, correlation_id, False))
 
-    def _handle_remembered(
-        self, case: Case, command: c.Command, actor: Actor, note: str, correlation_id: str | None
+    def _decide_and_commit(
+        self,
+        case: Case,
+        command: c.Command,
+        actor: Actor,
+        note: str,
+        correlation_id: str | None,
+        remembered: bool,
     ) -> Flow[Case]:
-        """The command decided on the case as the store last wrote or read it, without loading it.
+        """Authorise, decide and commit ``command`` on ``case``.
 
-        That case may be behind the database. Whatever would refuse the command (the actor, a
-        guard, invalid data, any error while deciding, a conflict at commit) is therefore not
-        taken as the verdict: it raises :class:`_Stale`, and the command is decided again on the
-        case as loaded, whose refusal is the one recorded. A commit that succeeds was decided on
-        the stored case: the store commits only on the version (and chain head) the case was at.
+        A ``remembered`` case is the one the store last wrote or read, not loaded for this call,
+        and may be behind the database. Whatever would refuse the command on it (the actor, a
+        guard, invalid data, any error while deciding, a conflict at commit) is therefore not the
+        verdict: it raises :class:`_Stale`, and the command is decided again on the case as
+        loaded, whose refusal is the one recorded. A commit that succeeds was decided on the stored
+        case: the store commits only on the version (and chain head) the case was at.
         """
         now = self._now()
-        if not self.policy.access.allows(actor.role, command.event):
-            raise _Stale
+        yield from self._authorize(case.case_id, command, actor, now, correlation_id, stale_ok=remembered)
         facts = yield from self._facts(case, command)
-        try:
-            decision = decide(
-                case,
-                command,
-                self.policy,
-                now,
-                actor=actor,
-                facts=facts,
-                note=note,
-                correlation_id=correlation_id,
-            )
-        except Exception:  # whatever the loaded case says is the verdict
-            raise _Stale from None
+        decision = yield from self._decide(
+            case, command, actor, now, facts, note, correlation_id, stale_ok=remembered
+        )
         return (
             yield from self._commit(
-                decision, case.version, command, actor, now, correlation_id, stale_ok=True
+                decision, case.version, command, actor, now, correlation_id, stale_ok=remembered
             )
         )
 
@@ -301,9 +295,18 @@ class _Manager:
         return max(times, default=None)
 
     def _authorize(
-        self, case_id: str, command: c.Command, actor: Actor, now: dt.datetime, correlation_id: str | None
+        self,
+        case_id: str,
+        command: c.Command,
+        actor: Actor,
+        now: dt.datetime,
+        correlation_id: str | None,
+        *,
+        stale_ok: bool = False,
     ) -> Flow[None]:
         if not self.policy.access.allows(actor.role, command.event):
+            if stale_ok:
+                raise _Stale
             error = AuthorizationDenied(
                 case_id=case_id,
                 event=command.event,
@@ -323,6 +326,8 @@ class _Manager:
         facts: Facts,
         note: str,
         correlation_id: str | None,
+        *,
+        stale_ok: bool = False,
     ) -> Flow[Decision]:
         try:
             return decide(
@@ -335,7 +340,11 @@ class _Manager:
                 note=note,
                 correlation_id=correlation_id,
             )
-        except CaseManagementError as error:
+        except Exception as error:
+            if stale_ok:  # whatever the loaded case says is the verdict
+                raise _Stale from None
+            if not isinstance(error, CaseManagementError):
+                raise
             case_id = case.case_id if case is not None else getattr(command, "case_id", "")
             yield from self._refuse(case_id, command, actor, now, correlation_id, error)
             raise
