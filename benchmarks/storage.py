@@ -27,7 +27,10 @@ leave identical rows. Target (issue 11): store at most 1.3x ``raw writes`` for d
 SQLite with ``synchronous=FULL`` (the store's default: a commit waits for the disk) and
 PostgreSQL as its server is configured. SQLite with ``synchronous=OFF`` (no fsync) is measured too,
 without a target: there the raw side is a few C calls and the ratio shows the library's CPU cost
-(printed in microseconds per commit). Each side's best of ``--rounds`` interleaved rounds counts.
+(printed in microseconds per commit). The store and its two raw baselines write a block of ten
+commits in turn, each into a database of its own, so that all three meet the same disk (fsync
+latency drifts by a factor of four within a minute on a shared machine); each side's best of
+``--rounds`` rounds counts.
 
 Scale. ``--templates`` realistic cases are built with the library (every state from referral to
 service, some redirected at screening), then their rows (case, events with their hash chain
