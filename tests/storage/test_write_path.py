@@ -8,10 +8,10 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 import casemgmt_core as cm
-from casemgmt_core.adapters.sql import SQLStore
+from casemgmt_core.adapters.sql import SQLStore, sqlite_engine
 from casemgmt_core.commands import RecordIntakeFindings, RecordJournal, StartIntake
 from casemgmt_core.errors import ConcurrencyConflict, InvalidData, UnknownCommand
 from casemgmt_core.model import JournalKind
@@ -182,3 +182,33 @@ def test_tenants_do_not_share_what_is_remembered(engine: Engine) -> None:
     assert other.cached_case("C1") is None
     with pytest.raises(cm.CaseNotFound):
         _manager(other).handle("C1", StartIntake(), actor=ACTOR)
+
+
+def test_a_hosts_sqlite_engine_whose_driver_runs_transactions_is_refused(tmp_path: Any) -> None:
+    # pysqlite's default transaction handling knows nothing of savepoints: the store's writes
+    # would not commit or roll back with the host's. Said when the store is put in the host's
+    # transaction, before anything is written.
+    plain = create_engine(f"sqlite:///{tmp_path / 'plain.db'}")
+    store = SQLStore(sqlite_engine(tmp_path / "plain.db"))
+    try:
+        with plain.connect() as conn, conn.begin():
+            with pytest.raises(InvalidData) as caught:
+                store.using(conn)
+            assert caught.value.field == "connection"
+            assert "sqlite_engine" in (caught.value.allowed or "")
+            with pytest.raises(InvalidData):
+                SQLStore(conn)
+    finally:
+        store.close()
+        plain.dispose()
+
+
+def test_a_sqlite_engine_set_up_for_the_store_is_accepted_in_the_hosts_transaction(tmp_path: Any) -> None:
+    engine = sqlite_engine(tmp_path / "host.db")
+    store = SQLStore(engine)
+    try:
+        with engine.connect() as conn, conn.begin():
+            _opened(store.using(conn))
+        assert store.load("C1").version == 1
+    finally:
+        engine.dispose()

@@ -38,7 +38,15 @@ from ..ports import (
 from . import prepare_commit, prepare_notifications
 from ._driver import CaseCache, Known, Rows, Run, WriteStatements
 from ._schema import DEFAULT_PREFIX, store_tables
-from .sql import DEFAULT_CACHE_SIZE, SYNCHRONOUS, Steps, _check_cache_size, _Operations, _Shared
+from .sql import (
+    DEFAULT_CACHE_SIZE,
+    SYNCHRONOUS,
+    Steps,
+    _check_cache_size,
+    _check_sqlite_transactions,
+    _Operations,
+    _Shared,
+)
 
 __all__ = ["AsyncSQLStore", "async_engine"]
 
@@ -133,6 +141,8 @@ class AsyncSQLStore(_Operations):
             raise InvalidData(
                 f"expected an AsyncConnection, not {type(connection).__name__}", field="connection"
             )
+        if self._shared.dialect == "sqlite" and connection.sync_connection is not None:
+            _check_sqlite_transactions(connection.sync_connection)
         return type(self)(self._shared, self._engine, self.tenant_id, connection)
 
     async def close(self) -> None:

@@ -656,6 +656,8 @@ class SQLStore(_Operations):
         connection: Connection | None = None
         if isinstance(bind, Connection):
             engine, owns, connection = bind.engine, False, bind
+            if bind.dialect.name == "sqlite":
+                _check_sqlite_transactions(bind)
         elif isinstance(bind, Engine):
             engine, owns = bind, False
         elif isinstance(bind, str):
@@ -732,6 +734,8 @@ class SQLStore(_Operations):
                 f"the connection is to {connection.dialect.name}, the store to {self._shared.dialect}",
                 field="connection",
             )
+        if self._shared.dialect == "sqlite":
+            _check_sqlite_transactions(connection)
         return self._view(self._shared, self.tenant_id, connection)
 
     def close(self) -> None:
@@ -968,6 +972,35 @@ class SQLStore(_Operations):
                 yield conn
             finally:
                 raw.text_factory = str
+
+
+_SQLITE_SETUP = (
+    "an engine from casemgmt_core.adapters.sql.sqlite_engine(path), or one set up as it is "
+    "(the driver's isolation_level None and BEGIN emitted on SQLAlchemy's begin event)"
+)
+
+
+def _check_sqlite_transactions(connection: Connection) -> None:
+    """Refuse a host's SQLite connection whose transactions the driver runs by itself.
+
+    pysqlite's own transaction handling (its default) begins a transaction only before the first
+    change and knows nothing of savepoints: the store's savepoint would not nest in the host's
+    transaction, and the host's rows and the case would not commit or roll back together.
+    """
+    dbapi = connection.connection.driver_connection
+    legacy = getattr(sqlite3, "LEGACY_TRANSACTION_CONTROL", None)
+    driver_managed = getattr(dbapi, "isolation_level", None) is not None or (
+        legacy is not None and getattr(dbapi, "autocommit", legacy) != legacy
+    )
+    # SQLAlchemy has begun a transaction that the database does not know of: no BEGIN was sent.
+    unbegun = connection.in_transaction() and not getattr(dbapi, "in_transaction", True)
+    if driver_managed or unbegun:
+        raise InvalidData(
+            "the SQLite connection's transactions are run by the driver, so the store's writes "
+            "would not commit or roll back with the host's",
+            field="connection",
+            allowed=_SQLITE_SETUP,
+        )
 
 
 def _drive(conn: Connection, steps: Steps[T]) -> T:
