@@ -49,7 +49,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.types import NullType
 
-from .._validation import check_identifier
+from .._validation import check_identifier, shown
 from ..errors import (
     CaseManagementError,
     CaseNotFound,
@@ -209,7 +209,7 @@ class _Shared:
 def _check_cache_size(size: object) -> int:
     if type(size) is not int or not 0 <= size <= 1_000_000:
         raise InvalidData(
-            f"must be a whole number from 0 to 1000000, not {repr(size)[:40]}", field="cache_size"
+            f"must be a whole number from 0 to 1000000, not {shown(size, limit=40)}", field="cache_size"
         )
     return size
 
