@@ -212,3 +212,11 @@ def test_a_sqlite_engine_set_up_for_the_store_is_accepted_in_the_hosts_transacti
         assert store.load("C1").version == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("case_id", [None, 5, "", " C1", "C\n1", "C" * 200, b"C1"])
+def test_cached_case_checks_its_case_id(engine: Engine, case_id: object) -> None:
+    store = SQLStore(engine)
+    with pytest.raises(InvalidData) as caught:
+        store.cached_case(case_id)  # type: ignore[arg-type]
+    assert caught.value.field == "case_id"
