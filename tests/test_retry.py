@@ -80,6 +80,17 @@ def other_store(embedded_store: cm.CaseStore) -> Iterator[cm.CaseStore]:
     other.close()
 
 
+Writers = tuple[cm.CaseManager, cm.CaseManager]
+
+
+@pytest.fixture
+def writers(embedded_store: cm.CaseStore, other_store: cm.CaseStore) -> Writers:
+    """Our manager and another writer's, on the same cases; the case C1 is opened."""
+    ours = cm.CaseManager(embedded_store, clock=Clock())
+    opened(ours)
+    return ours, cm.CaseManager(other_store, clock=Clock())
+
+
 class Calls:
     """``fn`` counting its calls and keeping the conflicts it raised."""
 
@@ -122,11 +133,9 @@ class Top(random.Random):
 
 
 def test_a_conflicting_command_is_decided_again_on_the_newer_case(
-    embedded_store: cm.CaseStore, other_store: cm.CaseStore, monkeypatch: pytest.MonkeyPatch
+    embedded_store: cm.CaseStore, writers: Writers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ours = cm.CaseManager(embedded_store, clock=Clock())
-    theirs = cm.CaseManager(other_store, clock=Clock())
-    opened(ours)
+    ours, theirs = writers
     calls = Calls(lambda: ours.handle("C1", c.StartIntake(), actor=WORKER))
     # The other writer gets in before every commit of our first call, none of the second.
     other = Interloper(
@@ -152,11 +161,9 @@ def test_a_conflicting_command_is_decided_again_on_the_newer_case(
 
 
 def test_a_command_that_loses_every_race_raises_the_last_conflict(
-    embedded_store: cm.CaseStore, other_store: cm.CaseStore, monkeypatch: pytest.MonkeyPatch
+    embedded_store: cm.CaseStore, writers: Writers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ours = cm.CaseManager(embedded_store, clock=Clock())
-    theirs = cm.CaseManager(other_store, clock=Clock())
-    opened(ours)
+    ours, theirs = writers
     names = iter(f"w{n}" for n in range(100))
     other = Interloper(
         monkeypatch,
@@ -183,12 +190,10 @@ def test_a_command_that_loses_every_race_raises_the_last_conflict(
 
 
 def test_a_command_refused_on_the_newer_case_is_not_retried(
-    embedded_store: cm.CaseStore, other_store: cm.CaseStore, monkeypatch: pytest.MonkeyPatch
+    embedded_store: cm.CaseStore, writers: Writers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Another writer starts the intake first: our StartIntake, decided again, no longer applies.
-    ours = cm.CaseManager(embedded_store, clock=Clock())
-    theirs = cm.CaseManager(other_store, clock=Clock())
-    opened(ours)
+    ours, theirs = writers
     calls = Calls(lambda: ours.handle("C1", c.StartIntake(), actor=WORKER))
     other = Interloper(
         monkeypatch,
