@@ -268,7 +268,20 @@ def _optional_inner(tp: Any) -> Any:
 @functools.cache
 def converter() -> cattrs.Converter:
     """The converter for stored JSON: deterministic output, strict loading (see the module)."""
-    conv = make_converter(forbid_extra_keys=True)
+    return _build_converter(detailed_validation=True)
+
+
+@functools.cache
+def _quick_converter() -> cattrs.Converter:
+    """:func:`converter` without cattrs' detailed validation, which takes about 40 % of the time
+    to load a record (``benchmarks/storage.py``). It accepts exactly what :func:`converter`
+    accepts (the same hooks; only how errors are gathered differs), so what it refuses is loaded
+    again with :func:`converter` for an error that names every place."""
+    return _build_converter(detailed_validation=False)
+
+
+def _build_converter(*, detailed_validation: bool) -> cattrs.Converter:
+    conv = make_converter(forbid_extra_keys=True, detailed_validation=detailed_validation)
     _configure_unstructure(conv)
     _configure_structure(conv)
     return conv
@@ -601,6 +614,10 @@ def _invalid(exc: BaseException, what: str, doing: str) -> InvalidData:
 
 def _structure(data: Any, cls: type[T], what: str, doing: str = "") -> T:
     try:
+        return _quick_converter().structure(data, cls)
+    except Exception:  # loaded again below, for the error that says where and what
+        pass
+    try:
         return converter().structure(data, cls)
     except (
         cattrs.BaseValidationError,
@@ -740,11 +757,11 @@ class CheckedCase:
 def _case_fields() -> tuple[Callable[[Case], tuple[Any, ...]], tuple[tuple[str, Any, Any, Any], ...]]:
     """A getter of all of a :class:`Case`'s field values at once, and ``(name, unstructure,
     structure, type)`` of each field, as the case's own generated hooks treat them."""
-    conv = converter()
+    conv, quick = converter(), _quick_converter()
     hints = typing.get_type_hints(Case)
     names = [a.name for a in attrs.fields(Case)]
     return operator.attrgetter(*names), tuple(
-        (name, conv.get_unstructure_hook(hints[name]), conv.get_structure_hook(hints[name]), hints[name])
+        (name, conv.get_unstructure_hook(hints[name]), quick.get_structure_hook(hints[name]), hints[name])
         for name in names
     )
 
@@ -760,7 +777,7 @@ def checked_case(case: Case, what: str, previous: CheckedCase | None = None) -> 
     if previous is not None and type(case) is Case and type(previous.case) is Case:
         try:
             checked = _checked_changes(case, previous)
-        except (*_WRITE_ERRORS, cattrs.BaseValidationError):
+        except Exception:  # checked in full below, whose error names the place
             checked = None
         if checked is not None:
             return checked

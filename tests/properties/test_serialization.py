@@ -26,7 +26,7 @@ from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from casemgmt_core import commands as c
-from casemgmt_core import model
+from casemgmt_core import model, serialization
 from casemgmt_core.adapters.memory import InMemoryStore
 from casemgmt_core.errors import CaseManagementError, InvalidData, PolicyError
 from casemgmt_core.events import Event
@@ -314,6 +314,31 @@ def test_stored_events_load_or_raise_invalid_data(doc: Any) -> None:
 @given(doc=st.one_of(JSON, mutated(full(Case).map(case_to_dict))))
 def test_stored_cases_load_or_raise_invalid_data(doc: Any) -> None:
     _loads_or_typed_error(case_from_dict, doc)
+
+
+def _outcome(conv: Any, doc: Any, cls: type[Any]) -> tuple[str, Any]:
+    try:
+        return "loaded", conv.structure(copy.deepcopy(doc), cls)
+    except Exception as exc:  # which exception differs by converter; that one refuses is compared
+        return "refused", type(exc).__name__
+
+
+@settings(max_examples=settings.default.max_examples * 2)
+@given(
+    stored=st.one_of(
+        st.tuples(st.just(Event), st.one_of(JSON, mutated(_events()))),
+        st.tuples(st.just(Case), st.one_of(JSON, mutated(full(Case).map(case_to_dict)))),
+    )
+)
+def test_the_quick_loader_accepts_exactly_what_the_detailed_one_accepts(stored: Any) -> None:
+    # Stores load and check records with the converter without detailed validation first, and
+    # fall back to the detailed one only for the error: the two must never disagree on a record.
+    cls, doc = stored
+    quick = _outcome(serialization._quick_converter(), doc, cls)
+    detailed = _outcome(serialization.converter(), doc, cls)
+    assert quick[0] == detailed[0]
+    if quick[0] == "loaded":
+        assert quick[1] == detailed[1]
 
 
 VALID_POLICY = """

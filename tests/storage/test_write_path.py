@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import attrs
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
@@ -220,3 +221,39 @@ def test_cached_case_checks_its_case_id(engine: Engine, case_id: object) -> None
     with pytest.raises(InvalidData) as caught:
         store.cached_case(case_id)  # type: ignore[arg-type]
     assert caught.value.field == "case_id"
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite", "mysql"])
+def test_each_statement_lays_out_its_parameters_as_the_columns_bind_them(dialect_name: str) -> None:
+    # The dialects whose drivers take parameters by position (psycopg takes them by name).
+    from sqlalchemy.dialects import mysql, sqlite
+
+    from casemgmt_core.adapters._driver import WriteStatements
+    from casemgmt_core.adapters._schema import store_tables
+
+    dialect = {"sqlite": sqlite, "mysql": mysql}[dialect_name].dialect()
+    statements = WriteStatements.build(store_tables(), dialect)
+    at = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+    for name, statement in attrs.asdict(statements, recurse=False).items():
+        assert statement.names, name
+        values = {
+            n: at if _takes_time(statement.processors.get(n)) else f"{name}-{n}" for n in statement.names
+        }
+        # By name, one parameter at a time, as SQLAlchemy itself binds them.
+        expected = tuple(
+            statement.processors[n](values[n]) if n in statement.processors else values[n]
+            for n in statement.names
+        )
+        assert statement.parameters(values) == expected, name
+    # The times are converted: the layout is not merely the values in order.
+    assert any(statements.event_insert.processors)
+
+
+def _takes_time(process: Any) -> bool:
+    if process is None:
+        return False
+    try:
+        process(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return True

@@ -17,6 +17,8 @@ result.
 
 from __future__ import annotations
 
+import functools
+import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -62,12 +64,26 @@ class Statement:
         processors = self.processors
         if self.names is None:
             return {k: processors[k](v) if k in processors else v for k, v in values.items()}
-        out: list[Any] = []
-        for name in self.names:
-            value = values[name]
-            process = processors.get(name)
-            out.append(value if process is None else process(value))
+        out = self._positional(values)
+        for index, process in self._processed:
+            out[index] = process(out[index])
         return tuple(out)
+
+    @functools.cached_property
+    def _positional(self) -> Callable[[Mapping[str, Any]], list[Any]]:
+        """The values in the driver's order, as a list (one C call for the whole row)."""
+        assert self.names is not None
+        if len(self.names) < 2:  # itemgetter of one name returns the value, not a tuple
+            names = self.names
+            return lambda values: [values[name] for name in names]
+        get = operator.itemgetter(*self.names)
+        return lambda values: list(get(values))
+
+    @functools.cached_property
+    def _processed(self) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+        """``(position, bind processor)`` of the parameters whose type converts them."""
+        assert self.names is not None
+        return tuple((i, self.processors[n]) for i, n in enumerate(self.names) if n in self.processors)
 
 
 # Run and Rows are named tuples: a commit makes several of each, and a tuple is built in a
