@@ -274,9 +274,9 @@ def converter() -> cattrs.Converter:
 @functools.cache
 def _quick_converter() -> cattrs.Converter:
     """:func:`converter` without cattrs' detailed validation, which takes about 40 % of the time
-    to load a record (``benchmarks/storage.py``). It accepts exactly what :func:`converter`
-    accepts (the same hooks; only how errors are gathered differs), so what it refuses is loaded
-    again with :func:`converter` for an error that names every place."""
+    to load an event (measured on the events of ``benchmarks/storage.py``). It accepts exactly
+    what :func:`converter` accepts (the same hooks; only how errors are gathered differs), so
+    what it refuses is loaded again with :func:`converter` for an error that names every place."""
     return _build_converter(detailed_validation=False)
 
 

@@ -319,8 +319,8 @@ def test_stored_cases_load_or_raise_invalid_data(doc: Any) -> None:
 def _outcome(conv: Any, doc: Any, cls: type[Any]) -> tuple[str, Any]:
     try:
         return "loaded", conv.structure(copy.deepcopy(doc), cls)
-    except Exception as exc:  # which exception differs by converter; that one refuses is compared
-        return "refused", type(exc).__name__
+    except Exception:  # the converters raise different exceptions: only that both refuse counts
+        return "refused", None
 
 
 @settings(max_examples=settings.default.max_examples * 2)
