@@ -11,7 +11,9 @@ Write path. A workload of ``--cases`` households, each taken through ``--steps``
 lifecycle (assignment, intake, screening, assessment, plan approval, then contacts in the journal)
 by :class:`~casemgmt_core.CaseManager`, interleaved across the cases. Measured:
 
-(i)  ``SQLStore.commit`` of the commits the manager makes (built beforehand, opening included);
+(i)  ``SQLStore.commit`` of the commits the manager makes (built beforehand, opening included),
+     and the store's statements alone: each commit prepared before the clock starts, then
+     written by the store's driver path (what is left of the ratio is the library's Python);
 (ii) ``CaseManager.handle`` end to end (load the case, decide, commit), the cases opened first.
 
 The baselines run the raw driver (``sqlite3``, ``psycopg``) on the store's own tables (created by
@@ -72,11 +74,14 @@ from sqlalchemy import func, select
 
 import casemgmt_core as cm
 from casemgmt_core import commands as c
-from casemgmt_core.adapters import GENESIS, chain_hash, prepare_commit
+from casemgmt_core.adapters import GENESIS, PreparedCommit, chain_hash, prepare_commit
+from casemgmt_core.adapters._driver import Known
 from casemgmt_core.adapters.memory import InMemoryStore
 from casemgmt_core.adapters.sql import SQLStore
 from casemgmt_core.adapters.sqlite import SQLiteStore
+from casemgmt_core.events import Event
 from casemgmt_core.ports import DEFAULT_TENANT, CaseQuery, Commit, DueQuery
+from casemgmt_core.serialization import _case_fields, converter, dumps
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -539,6 +544,8 @@ class Sides:
     store: float = math.inf
     raw: float = math.inf
     same: float = math.inf
+    statements: float = math.inf
+    """(i) only: the store's own statements, each commit prepared before the clock starts."""
 
 
 #: Commits per block of the write path's interleaved measurement.
@@ -577,30 +584,37 @@ def write_path(backend: Backend, work: Workload, rounds: int) -> tuple[Sides, Si
     for _ in range(rounds):
         # (i) the store's commit against the raw writes of the same rows, opening included.
         store = backend.store()
-        writes, same = backend.store(), backend.store()
+        writes, same, bare = backend.store(), backend.store(), backend.store()
         raw_writes, raw_same = backend.raw(writes), backend.raw(same)
+        prepared = prepared_commits(backend, commits)
 
         def store_commits(block: slice, store: SQLStore = store) -> None:
             for one in commits[block]:
                 store.commit(one)
+
+        def statements_only(block: slice, store: SQLStore = bare, prepared: Prepared = prepared) -> None:
+            for p, known in prepared[block]:
+                store._run_driver(store._commit(p, known), write=True)
 
         spent = _interleaved(
             {
                 "store": store_commits,
                 "raw": lambda block, raw=raw_writes: raw.write(all_rows[block]),
                 "same": lambda block, raw=raw_same: raw.write(all_rows[block], same_sql=True),
+                "statements": statements_only,
             },
             len(commits),
         )
-        commit.store = min(commit.store, spent["store"])
-        commit.raw = min(commit.raw, spent["raw"])
-        commit.same = min(commit.same, spent["same"])
+        for side in ("store", "raw", "same", "statements"):
+            setattr(commit, side, min(getattr(commit, side), spent[side]))
         stored = stored_rows(backend, store)
         if table_rows(raw_writes.conn, writes.tables) != stored:
             raise SystemExit(f"{backend.name}: the raw writes left other rows than the store")
+        if stored_rows(backend, bare) != stored:
+            raise SystemExit(f"{backend.name}: the prepared commits left other rows than the store")
         for raw in (raw_writes, raw_same):
             backend.close_raw(raw)
-        for one_store in (store, writes, same):
+        for one_store in (store, writes, same, bare):
             one_store.close()
         # (ii) CaseManager.handle end to end; the cases are opened before the clock starts.
         store = backend.store()
@@ -639,12 +653,67 @@ def write_path(backend: Backend, work: Workload, rounds: int) -> tuple[Sides, Si
     return commit, handle
 
 
+#: Each commit prepared, with what the store knew of its case before it.
+Prepared = list[tuple[PreparedCommit, Known | None]]
+
+
+def prepared_commits(backend: Backend, commits: Sequence[Commit]) -> Prepared:
+    """Each commit prepared as the store prepares it, with what the store knew of its case then
+    (found by committing them all to a store of their own, before any clock starts)."""
+    store = backend.store()
+    known: dict[str, Known] = {}
+    out = []
+    try:
+        for one in commits:
+            before = known.get(one.case.case_id)
+            p = prepare_commit(one, previous=None if before is None else before.checked)
+            head = store._run_driver(store._commit(p, before), write=True)
+            out.append((p, before))
+            known[p.case_id] = Known(p.version, head, one.case, p.checked, p.deadlines)
+    finally:
+        store.close()
+    return out
+
+
 def stored_rows(backend: Backend, store: SQLStore) -> dict[str, list[tuple[Any, ...]]]:
     raw = backend.raw(store)
     try:
         return table_rows(raw.conn, store.tables)
     finally:
         backend.close_raw(raw)
+
+
+def serialise_only(work: Workload) -> float:
+    """Seconds per commit of writing its rows' text and no more: each event written out and
+    hashed, the case's changed fields written out into its JSON (best of 3). No check, no SQL:
+    the least any store of these rows spends in Python before the driver."""
+    conv = converter()
+    getter, fields = _case_fields()
+    commits = work.open_commits + work.step_commits
+    best = math.inf
+    for _ in range(3):
+        data: dict[str, tuple[Any, dict[str, Any]]] = {}
+        heads: dict[str, str] = {}
+        start = time.perf_counter()
+        for one in commits:
+            head = heads.get(one.case.case_id, GENESIS)
+            for e in one.events:
+                head = chain_hash(head, dumps(conv.unstructure(e, unstructure_as=Event)))
+            heads[one.case.case_id] = head
+            before = data.get(one.case.case_id)
+            if before is None:
+                out = conv.unstructure(one.case, unstructure_as=cm.Case)
+            else:
+                out = dict(before[1])
+                for value, old, (name, unstructure, _, _) in zip(
+                    getter(one.case), getter(before[0]), fields, strict=True
+                ):
+                    if value is not old:
+                        out[name] = unstructure(value)
+            dumps(out)
+            data[one.case.case_id] = (one.case, out)
+        best = min(best, (time.perf_counter() - start) / len(commits))
+    return best
 
 
 def cpu_costs(work: Workload) -> tuple[float, float, float]:
@@ -701,6 +770,14 @@ def report_write(results: list[tuple[Backend, Sides, Sides]], work: Workload, ro
                 f"{duration(sides.same / n):>14}{ratio:>10.2f}x  {shown:<18}"
                 f"{sides.store / sides.same:>10.2f}x"
             )
+        if pick == 0:
+            print("  of which the statements alone (each commit prepared before the clock starts):")
+            for backend, commit, _ in results:
+                print(
+                    f"    {backend.name:<42}{duration(commit.statements / n):>10}"
+                    f"{duration(commit.raw / n):>12}"
+                    f"{'':>14}{commit.statements / commit.raw:>10.2f}x"
+                )
 
 
 # -- (b) scale --------------------------------------------------------------------------------------
@@ -1126,7 +1203,8 @@ def main() -> None:
             prepare, again, decide = cpu_costs(work)
             print(
                 f"  CPU alone: prepare_commit {duration(prepare)}/commit in full, {duration(again)} against"
-                f" the case's commit before (as the SQL store does), decide {duration(decide)}/command"
+                f" the case's commit before (as the SQL store does), decide {duration(decide)}/command;"
+                f" the rows' text alone (no check) {duration(serialise_only(work))}/commit"
             )
 
         if not args.no_scale:
