@@ -91,6 +91,9 @@ TENANT = DEFAULT_TENANT
 SQLITE_TIME = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
 WRITE_LIMIT = 1.3
+#: Every case is the team's, and every actor in it (the default access rule).
+TEAM = "team-1"
+TEAMS = frozenset({TEAM})
 DUE_SECONDS = 0.5
 SCALE_LIMIT = 11.0
 POSITION_LIMIT = 2.0
@@ -106,9 +109,9 @@ def actor_for(event: str) -> cm.Actor:
     """A caseworker where the default policy lets one act, else someone in a role that may."""
     roles = POLICY.access.roles_allowed(event)
     if "caseworker" in roles:
-        return cm.Actor("worker-1", "caseworker")
+        return cm.Actor("worker-1", "caseworker", TEAMS)
     role = sorted(roles)[0]
-    return cm.Actor(f"{role}-1", role)
+    return cm.Actor(f"{role}-1", role, TEAMS)
 
 
 def household(household_id: str) -> cm.Household:
@@ -129,7 +132,7 @@ def lifecycle(caseworker: str, at: dt.datetime) -> list[c.Command]:
     )
     data = cm.Consent("k2", cm.ConsentScope.PERSONAL_DATA, "parent", cm.ConsentGiver.PERSON, "parent", at)
     return [
-        c.AssignCaseworker(caseworker),
+        c.AssignCaseworker(caseworker, team_id=TEAM),
         c.StartIntake(),
         c.RecordCrisisFactor(cm.CrisisFactor.DEBT),
         c.RecordCrisisFactor(cm.CrisisFactor.ILLNESS),

@@ -37,8 +37,8 @@ def run(store: cm.CaseStore | None = None) -> cm.Case:
     clock = Clock(dt.datetime(2026, 3, 2, 9, 30, tzinfo=KST))
     decisions: list[cm.Decision] = []
     manager = cm.CaseManager(store or cm.InMemoryStore(), clock=clock, observe=decisions.append)
-    worker = cm.Actor("kim.caseworker", "caseworker")
-    lead = cm.Actor("lee.supervisor", "supervisor")
+    worker = cm.Actor("kim.caseworker", "caseworker", frozenset({"team-east"}))
+    lead = cm.Actor("lee.supervisor", "supervisor", frozenset({"team-east"}))
     tutor = cm.Agency("neighbour-park", "retired teacher next door")
     job_centre = cm.Agency("job-centre-gangnam", "Employment centre")
 
@@ -81,7 +81,7 @@ def run(store: cm.CaseStore | None = None) -> cm.Case:
         )
         return cm.RecordConsent(given)
 
-    do(cm.AssignCaseworker(worker.id))
+    do(cm.AssignCaseworker(worker.id, team_id="team-east"))
     do(cm.StartIntake())
     do(cm.RecordCrisisFactor(cm.CrisisFactor.JOB_LOSS))
     do(cm.RecordCrisisFactor(cm.CrisisFactor.CARE_GAP))

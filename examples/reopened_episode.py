@@ -38,8 +38,8 @@ def run(store: cm.CaseStore | None = None) -> cm.Case:
     store = store or cm.open_store("sqlite:///:memory:")
     notifier = cm.RecordingNotifier()
     manager = cm.CaseManager(store, notifier=notifier, clock=clock)
-    worker = cm.Actor("park.caseworker", "caseworker")
-    lead = cm.Actor("lee.supervisor", "supervisor")
+    worker = cm.Actor("park.caseworker", "caseworker", frozenset({"team-east"}))
+    lead = cm.Actor("lee.supervisor", "supervisor", frozenset({"team-east"}))
     food_bank = cm.Agency("food-bank-gangnam", "Gangnam food bank")
 
     household = cm.Household(
@@ -91,7 +91,7 @@ def run(store: cm.CaseStore | None = None) -> cm.Case:
         ]
 
     # -- episode 1 ---------------------------------------------------------------------------
-    do(cm.AssignCaseworker(worker.id))
+    do(cm.AssignCaseworker(worker.id, team_id="team-east"))
     do(cm.StartIntake())
     do(cm.RecordCrisisFactor(cm.CrisisFactor.ILLNESS))
     do(cm.RecordCrisisFactor(cm.CrisisFactor.CARE_GAP))

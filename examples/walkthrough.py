@@ -31,8 +31,8 @@ def run(store: cm.CaseStore | None = None) -> cm.Case:
     clock = Clock(dt.datetime(2026, 3, 2, 9, 30, tzinfo=KST))
     notifier = cm.RecordingNotifier()
     manager = cm.CaseManager(store or cm.InMemoryStore(), notifier=notifier, clock=clock)
-    worker = cm.Actor("kim.caseworker", "caseworker")
-    lead = cm.Actor("lee.supervisor", "supervisor")
+    worker = cm.Actor("kim.caseworker", "caseworker", frozenset({"team-east"}))
+    lead = cm.Actor("lee.supervisor", "supervisor", frozenset({"team-east"}))
 
     household = cm.Household(
         "HH-2026-0117",
@@ -54,7 +54,7 @@ def run(store: cm.CaseStore | None = None) -> cm.Case:
     def do(command: cm.Command, actor: cm.Actor = worker, note: str = "") -> cm.Case:
         return manager.handle(case.case_id, command, actor=actor, note=note)
 
-    do(cm.AssignCaseworker(worker.id))
+    do(cm.AssignCaseworker(worker.id, team_id="team-east"))
     do(cm.StartIntake())
     for factor in (cm.CrisisFactor.JOB_LOSS, cm.CrisisFactor.DEBT, cm.CrisisFactor.CARE_GAP):
         do(cm.RecordCrisisFactor(factor))

@@ -12,8 +12,9 @@ from casemgmt_core import commands as c
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-WORKER = cm.Actor("worker-1", "caseworker")
-SUPERVISOR = cm.Actor("lead-1", "supervisor")
+TEAM = "team-1"
+WORKER = cm.Actor("worker-1", "caseworker", frozenset({TEAM}))
+SUPERVISOR = cm.Actor("lead-1", "supervisor", frozenset({TEAM}))
 POLICY = cm.DEFAULT_POLICY
 
 

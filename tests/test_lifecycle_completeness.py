@@ -1046,8 +1046,12 @@ def test_a_transfer_tells_both_sides_without_the_note(world: Callable[..., World
         assert "nights" not in repr(n)
         assert w.m.store.notification_delivered_at(n.notification_id) == w.now  # through the outbox
 
+    # worker-1 is off the case now; the caseworker who took it hands it on.
+    with pytest.raises(cm.CaseNotFound):
+        w.m.handle("C1", c.TransferCase("back to me", caseworker_id="worker-1"), actor=WORKER)
     sent_before = len(w.notifier.sent)
-    case = w.do("C1", c.TransferCase("to the night team", team_id="team-night"))
+    taker = cm.Actor("worker-2", "caseworker")
+    case = w.do("C1", c.TransferCase("to the night team", team_id="team-night"), actor=taker)
     assert case.team_id == "team-night"
     assert {(n.recipient, n.data["side"]) for n in w.notifier.sent[sent_before:]} == {
         ("worker-2", "from"),

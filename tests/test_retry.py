@@ -17,7 +17,7 @@ from casemgmt_core import commands as c
 from casemgmt_core.adapters.async_sql import AsyncSQLStore
 from casemgmt_core.retry import MAX_ATTEMPTS, MAX_DELAY
 
-from .support import WORKER, household, referral
+from .support import TEAM, WORKER, household, referral
 from .test_service import Clock, opened
 
 S = cm.CaseState
@@ -141,7 +141,7 @@ def test_a_conflicting_command_is_decided_again_on_the_newer_case(
     other = Interloper(
         monkeypatch,
         embedded_store,
-        lambda: theirs.handle("C1", c.AssignCaseworker("w2"), actor=WORKER),
+        lambda: theirs.handle("C1", c.AssignCaseworker("w2", team_id=TEAM), actor=WORKER),
         lambda: calls.count == 1,
     )
     sleeps: list[float] = []
@@ -168,7 +168,7 @@ def test_a_command_that_loses_every_race_raises_the_last_conflict(
     other = Interloper(
         monkeypatch,
         embedded_store,
-        lambda: theirs.handle("C1", c.AssignCaseworker(next(names)), actor=WORKER),
+        lambda: theirs.handle("C1", c.AssignCaseworker(next(names), team_id=TEAM), actor=WORKER),
         lambda: True,
     )
     calls = Calls(lambda: ours.handle("C1", c.StartIntake(), actor=WORKER))
@@ -438,7 +438,7 @@ def test_async_a_conflicting_command_is_decided_again(monkeypatch: pytest.Monkey
         ours = cm.AsyncCaseManager(store, clock=Clock())
         await ours.open_case(household(), referral(), actor=WORKER, case_id="C1")
         calls = Calls(lambda: ours.handle("C1", c.StartIntake(), actor=WORKER))
-        write = lambda: theirs.handle("C1", c.AssignCaseworker("w2"), actor=WORKER)  # noqa: E731
+        write = lambda: theirs.handle("C1", c.AssignCaseworker("w2", team_id=TEAM), actor=WORKER)  # noqa: E731
         Interloper(monkeypatch, store, write, lambda: calls.count == 1)
         case: cm.Case = await cm.retry_on_conflict_async(calls)
         assert calls.count == 2
@@ -459,7 +459,7 @@ def test_async_a_conflicting_command_is_decided_again_on_sqlite(
             theirs = cm.AsyncCaseManager(other, clock=Clock())
             await ours.open_case(household(), referral(), actor=WORKER, case_id="C1")
             write: Callable[[], Awaitable[cm.Case]] = lambda: theirs.handle(  # noqa: E731
-                "C1", c.AssignCaseworker("w2"), actor=WORKER
+                "C1", c.AssignCaseworker("w2", team_id=TEAM), actor=WORKER
             )
             calls = Calls(lambda: ours.handle("C1", c.StartIntake(), actor=WORKER))
             interloper = AsyncInterloper(monkeypatch, store, write, lambda: calls.count == 1)

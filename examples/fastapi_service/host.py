@@ -101,8 +101,9 @@ class Staff:
     @property
     def actor(self) -> cm.Actor:
         """The engine's view of this user: the id goes into every event, the role is checked
-        against the centre's policy."""
-        return cm.Actor(self.username, ROLES.get(self.title, self.title))
+        against the centre's policy, and the centre's staff work as one team (a case assigned
+        with ``team_id`` set to the centre is shared by them; the engine's default access rule)."""
+        return cm.Actor(self.username, ROLES.get(self.title, self.title), frozenset({self.centre}))
 
     def __repr__(self) -> str:
         return f"Staff({self.username!r}, centre={self.centre!r}, title={self.title!r})"

@@ -7,6 +7,7 @@ as data, and pluggable storage and notification adapters.
 """
 
 from . import json as json  # the JSON contract: casemgmt_core.json (modules use the standard json)
+from .access import AccessDecision, AccessRule, Purpose, TeamAccess
 from .adapters import open_store
 from .adapters.memory import InMemoryRegistry, InMemoryStore, RecordingNotifier
 from .adapters.sqlite import SQLiteStore
@@ -170,6 +171,11 @@ __all__ = [
     "to_mermaid",
     "to_dot",
     "label",
+    # access
+    "AccessDecision",
+    "AccessRule",
+    "Purpose",
+    "TeamAccess",
     # model
     "Actor",
     "AftercarePlan",

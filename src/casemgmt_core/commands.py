@@ -178,11 +178,19 @@ class OpenCase(Command):
 
 @frozen
 class AssignCaseworker(Command):
+    """Assign the case to a caseworker and, with ``team_id``, to the team whose members and
+    supervisors share it (the default access rule, :class:`~casemgmt_core.access.TeamAccess`);
+    without one the case keeps its team."""
+
     event: ClassVar[str] = "assign"
     caseworker_id: str = field(validator=identifier)
+    team_id: str | None = field(default=None, validator=optional(identifier))
 
     def changes(self, case: Case, at: dt.datetime, actor_id: str) -> Changes:
-        return {"caseworker_id": self.caseworker_id}
+        changes: Changes = {"caseworker_id": self.caseworker_id}
+        if self.team_id is not None:
+            changes["team_id"] = self.team_id
+        return changes
 
 
 @frozen

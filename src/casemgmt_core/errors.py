@@ -205,7 +205,8 @@ class PolicyError(InvalidData):
 
 
 class AuthorizationDenied(CaseManagementError):
-    """The actor's role may not issue this command. The denial is recorded before this is raised."""
+    """The access rule denied the actor this command (``reason``: the rule's code, such as
+    ``role_not_allowed`` or ``not_on_case``). The denial is recorded before this is raised."""
 
     code = "authorization_denied"
     case_id: str
@@ -213,22 +214,36 @@ class AuthorizationDenied(CaseManagementError):
     actor_id: str
     role: str
     allowed_roles: tuple[str, ...]
+    reason: str
 
     def __init__(
-        self, *, case_id: str, event: str, actor_id: str, role: str, allowed_roles: Iterable[str]
+        self,
+        *,
+        case_id: str,
+        event: str,
+        actor_id: str,
+        role: str,
+        allowed_roles: Iterable[str],
+        reason: str = "role_not_allowed",
     ) -> None:
         self.case_id = case_id
         self.event = event
         self.actor_id = actor_id
         self.role = role
         self.allowed_roles = tuple(sorted(allowed_roles))
-        super().__init__(
-            f"case {case_id}: actor {actor_id!r} with role {role!r} may not {event!r}; "
+        self.reason = reason
+        why = (
             f"roles allowed: {', '.join(self.allowed_roles) or '(none)'}"
+            if reason == "role_not_allowed"
+            else f"denied: {reason}"
         )
+        super().__init__(f"case {case_id}: actor {actor_id!r} with role {role!r} may not {event!r}; {why}")
 
 
 class CaseNotFound(CaseManagementError, LookupError):
+    """No case with this id, or none the actor may act on or see: one answer for both, so that
+    case ids cannot be probed (the refusal record says which it was)."""
+
     code = "case_not_found"
     case_id: str
 

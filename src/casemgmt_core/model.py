@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
+from typing import Any
 
 from attrs import field, frozen
 
@@ -228,12 +229,33 @@ class ApprovalStatus(StrEnum):
     """Approved, and the step it allowed was taken."""
 
 
+def _team_ids(instance: object, attribute: Any, value: object) -> None:
+    if type(value) is not frozenset:
+        raise InvalidData(
+            f"must be a frozenset of team ids, not {type(value).__name__}",
+            field="Actor.teams",
+            allowed=f"a frozenset of at most {MAX_TEAMS} identifiers",
+        )
+    if len(value) > MAX_TEAMS:
+        raise InvalidData(f"names {len(value)} teams", field="Actor.teams", allowed=f"at most {MAX_TEAMS}")
+    for team in value:
+        v.check_identifier(team, "Actor.teams")
+
+
+#: Most teams one actor belongs to.
+MAX_TEAMS = 100
+
+
 @frozen
 class Actor:
-    """Who issues a command. ``role`` is matched against the access policy."""
+    """Who issues a command or reads a case, as the host authenticated them. ``role`` is matched
+    against the access policy; ``teams`` are the teams the actor works in (a supervisor's are the
+    teams they supervise); ``tenant``, where set, is the only tenant the actor may act in."""
 
     id: str = field(validator=identifier)
     role: str = field(validator=identifier)
+    teams: frozenset[str] = field(default=frozenset(), validator=_team_ids)
+    tenant: str | None = field(default=None, validator=optional(identifier))
 
 
 @frozen

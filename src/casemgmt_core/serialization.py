@@ -96,6 +96,8 @@ SCHEMA_VERSIONS: dict[str, int] = dict.fromkeys(COMMAND_TYPES, 1) | {
     "reopen": 2,
     # 2: the goal's ``revision``, ``dropped_at`` and ``drop_reason`` added.
     "set_goal": 2,
+    # 2: ``team_id`` added.
+    "assign": 2,
 }
 _UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
@@ -536,6 +538,7 @@ for _event in (
     "start_aftercare",
     "reopen",
     "set_goal",
+    "assign",
 ):
     upcaster(_event, 1)(_fields_added)
 

@@ -23,10 +23,12 @@ from attrs import field, frozen
 
 from . import commands as c
 from ._validation import aware_datetime_value, check_identifier, check_instance
+from .access import AccessDecision, AccessRule, Purpose, TeamAccess, actions_taken
 from .engine import Decision, decide, journal, replay
 from .errors import (
     AuthorizationDenied,
     CaseManagementError,
+    CaseNotFound,
     ConcurrencyConflict,
     DuplicateCase,
     InvalidData,
@@ -99,9 +101,12 @@ class _Manager:
         clock: Callable[[], dt.datetime] = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         observe: Callable[[Decision], None] | None = None,
+        access: AccessRule | None = None,
     ) -> None:
         check_instance(store, CaseStore, "store")
         check_instance(policy, Policy, "policy")
+        if access is not None and not callable(getattr(access, "authorize", None)):
+            raise InvalidData("must have an authorize(actor, action, case, purpose) method", field="access")
         if notifier is not None and not callable(getattr(notifier, "send", None)):
             raise InvalidData("must have a send(notification) method", field="notifier")
         if registry is not None and not (
@@ -119,6 +124,7 @@ class _Manager:
         self.clock = clock
         self.new_id = new_id
         self.observe = observe
+        self.access: AccessRule = TeamAccess(policy.access) if access is None else access
 
     def _port(self, call: _Call) -> Callable[..., Any]:
         target = {"store": self.store, "registry": self.registry, "notifier": self.notifier}[call.port]
@@ -139,7 +145,7 @@ class _Manager:
         _check_actor(actor)
         command = c.OpenCase(self.new_id() if case_id is None else case_id, household, referral)
         now = self._now()
-        yield from self._authorize(command.case_id, command, actor, now, correlation_id)
+        yield from self._authorize(command.case_id, None, command, actor, now, correlation_id)
         existing = yield _store("active_case_for_household", household.household_id)
         if existing is not None:
             error = DuplicateCase(household_id=household.household_id, existing_case_id=existing)
@@ -150,6 +156,9 @@ class _Manager:
             previous_case=(yield from self._latest_case(household.household_id)),
         )
         decision = yield from self._decide(None, command, actor, now, facts, note, correlation_id)
+        yield from self._authorize_taken(
+            command.case_id, decision.case, decision, command, actor, now, correlation_id
+        )
         return (yield from self._commit(decision, 0, command, actor, now, correlation_id))
 
     def _handle(
@@ -163,6 +172,9 @@ class _Manager:
                 field="command",
                 allowed="a Command other than OpenCase (use open_case)",
             )
+        # Decided before anything is loaded: a role that may not take the action learns nothing
+        # of the case, not even whether it exists.
+        yield from self._authorize(case_id, None, command, actor, self._now(), correlation_id)
         if callable(getattr(self.store, "cached_case", None)):
             remembered = yield _store("cached_case", case_id)
             if remembered is not None:
@@ -196,10 +208,15 @@ class _Manager:
         case: the store commits only on the version (and chain head) the case was at.
         """
         now = self._now()
-        yield from self._authorize(case.case_id, command, actor, now, correlation_id, stale_ok=remembered)
+        yield from self._authorize(
+            case.case_id, case, command, actor, now, correlation_id, stale_ok=remembered
+        )
         facts = yield from self._facts(case, command)
         decision = yield from self._decide(
             case, command, actor, now, facts, note, correlation_id, stale_ok=remembered
+        )
+        yield from self._authorize_taken(
+            case.case_id, case, decision, command, actor, now, correlation_id, stale_ok=remembered
         )
         return (
             yield from self._commit(
@@ -297,6 +314,7 @@ class _Manager:
     def _authorize(
         self,
         case_id: str,
+        case: Case | None,
         command: c.Command,
         actor: Actor,
         now: dt.datetime,
@@ -304,16 +322,66 @@ class _Manager:
         *,
         stale_ok: bool = False,
     ) -> Flow[None]:
-        if not self.policy.access.allows(actor.role, command.event):
+        """Ask the access rule; a denial is recorded, then raised.
+
+        Without a case (before it is loaded, or a new one) the denial is
+        :class:`~casemgmt_core.AuthorizationDenied`, which says nothing about any case. A denial
+        given the case is raised as :class:`~casemgmt_core.CaseNotFound`, the very answer an
+        unknown id gets, so that a caller cannot probe which cases exist; the refusal record
+        keeps the rule's reason for the audit.
+        """
+        decision = self._ask(actor, command.event, case)
+        if not decision.allowed:
             if stale_ok:
                 raise _Stale
-            error = AuthorizationDenied(
-                case_id=case_id,
-                event=command.event,
-                actor_id=actor.id,
-                role=actor.role,
-                allowed_roles=self.policy.access.roles_allowed(command.event),
+            error = self._denied(case_id, command.event, actor, decision)
+            yield from self._refuse(case_id, command, actor, now, correlation_id, error)
+            if case is not None:
+                raise CaseNotFound(case_id) from None
+            raise error
+
+    def _ask(self, actor: Actor, action: str, case: Case | None) -> AccessDecision:
+        answer = self.access.authorize(actor, action, case, Purpose.CASE_WORK)
+        if type(answer) is not AccessDecision:
+            raise InvalidData(
+                f"the access rule answered a {type(answer).__name__}, not an AccessDecision",
+                field="access",
             )
+        return answer
+
+    def _denied(self, case_id: str, event: str, actor: Actor, answer: AccessDecision) -> AuthorizationDenied:
+        return AuthorizationDenied(
+            case_id=case_id,
+            event=event,
+            actor_id=actor.id,
+            role=actor.role,
+            allowed_roles=self.policy.access.roles_allowed(event),
+            reason=answer.reason,
+        )
+
+    def _authorize_taken(
+        self,
+        case_id: str,
+        case: Case,
+        decision: Decision,
+        command: c.Command,
+        actor: Actor,
+        now: dt.datetime,
+        correlation_id: str | None,
+        *,
+        stale_ok: bool = False,
+    ) -> Flow[None]:
+        """The transitions the engine takes on the actor's behalf (a hand-over on opening, a
+        closure on the withdrawal of consent: :func:`~casemgmt_core.access.actions_taken`) need
+        the actor's permission as if asked for; refused, the refusal is recorded."""
+        taken = dict.fromkeys(action for e in decision.events for action in actions_taken(e))
+        for event in (action for action in taken if action != command.event):
+            answer = self._ask(actor, event, case)
+            if answer.allowed:
+                continue
+            if stale_ok:
+                raise _Stale
+            error = self._denied(case_id, event, actor, answer)
             yield from self._refuse(case_id, command, actor, now, correlation_id, error)
             raise error
 
@@ -439,6 +507,7 @@ class CaseManager(_Manager):
         clock: Callable[[], dt.datetime] = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         observe: Callable[[Decision], None] | None = None,
+        access: AccessRule | None = None,
     ) -> None:
         super().__init__(
             store,
@@ -448,6 +517,7 @@ class CaseManager(_Manager):
             clock=clock,
             new_id=new_id,
             observe=observe,
+            access=access,
         )
         self.store: CaseStore = store
 
@@ -552,6 +622,7 @@ class AsyncCaseManager(_Manager):
         clock: Callable[[], dt.datetime] = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         observe: Callable[[Decision], None] | None = None,
+        access: AccessRule | None = None,
     ) -> None:
         from .adapters.sql import SQLStore
 
@@ -569,6 +640,7 @@ class AsyncCaseManager(_Manager):
             clock=clock,
             new_id=new_id,
             observe=observe,
+            access=access,
         )
 
     async def _run(self, flow: Flow[T]) -> T:

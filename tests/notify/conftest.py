@@ -82,8 +82,9 @@ class Clock:
         return self.now
 
 
-WORKER = cm.Actor("worker-1", "caseworker")
-SUPERVISOR = cm.Actor("lead-1", "supervisor")
+TEAM = "team-1"
+WORKER = cm.Actor("worker-1", "caseworker", frozenset({TEAM}))
+SUPERVISOR = cm.Actor("lead-1", "supervisor", frozenset({TEAM}))
 
 
 def household(household_id: str = "H1", *, elder: bool = False) -> cm.Household:
@@ -107,5 +108,5 @@ def open_case(
         case_id=case_id,
     )
     if assign is not None:
-        case = manager.handle(case_id, cm.AssignCaseworker(assign), actor=WORKER)
+        case = manager.handle(case_id, cm.AssignCaseworker(assign, team_id=TEAM), actor=WORKER)
     return case

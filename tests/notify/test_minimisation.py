@@ -46,7 +46,7 @@ from casemgmt_core.notify import (
     encode_body,
 )
 
-from .conftest import SECRET, SUPERVISOR, T0, WORKER, Clock, Mailbox
+from .conftest import SECRET, SUPERVISOR, T0, TEAM, WORKER, Clock, Mailbox
 
 HANGUL = st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3)
 DIGITS = st.sampled_from("0123456789")
@@ -125,8 +125,9 @@ def run_case(manager: cm.CaseManager, clock: Clock, s: dict[str, str | dt.date])
             )
         )
 
+    TAKER = cm.Actor("worker-2", "caseworker", frozenset({"team-2"}))
     steps: list[tuple[cm.Command, cm.Actor, str]] = [
-        (cm.AssignCaseworker("worker-1"), WORKER, str(s["parent_name"])),
+        (cm.AssignCaseworker("worker-1", team_id=TEAM), WORKER, str(s["parent_name"])),
         (cm.StartIntake(), WORKER, ""),
         (cm.RecordCrisisFactor(cm.CrisisFactor.JOB_LOSS), WORKER, ""),
         (cm.RecordIntakeFindings(wanted_change=str(s["detail2"])), WORKER, ""),
@@ -158,9 +159,10 @@ def run_case(manager: cm.CaseManager, clock: Clock, s: dict[str, str | dt.date])
             WORKER,
             str(s["detail6"]),
         ),
-        (consent(cm.ConsentScope.SHARING, mh_centre.id), WORKER, ""),
-        (cm.ReferOut(mh_centre, str(s["detail7"])), WORKER, str(s["parent_name"])),
-        (cm.RequestApproval("A1", cm.ApprovalStep.CLOSURE, comment=str(s["detail0"])), WORKER, ""),
+        # from here on the case is worker-2's
+        (consent(cm.ConsentScope.SHARING, mh_centre.id), TAKER, ""),
+        (cm.ReferOut(mh_centre, str(s["detail7"])), TAKER, str(s["parent_name"])),
+        (cm.RequestApproval("A1", cm.ApprovalStep.CLOSURE, comment=str(s["detail0"])), TAKER, ""),
     ]
     for command, actor, note in steps:
         manager.handle("C1", command, actor=actor, note=note)

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from casemgmt_core import commands as c
+from casemgmt_core.access import AccessDecision, Purpose, TeamAccess
 from casemgmt_core.adapters.memory import InMemoryRegistry
 from casemgmt_core.engine import Decision, apply, replay
 from casemgmt_core.errors import CaseManagementError, CaseNotFound, DuplicateCase, TransitionRefused
@@ -64,6 +65,17 @@ APPROVED_STEPS = {
 Outcome = Case | CaseManagementError
 
 
+class ByRole:
+    """The default rule without caseloads: the machine's reference model knows which role may
+    take which transition, not who is on which case (that is ``tests/test_access.py``'s)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.rule = TeamAccess(policy.access)
+
+    def authorize(self, actor: Actor, action: str, case: Case | None, purpose: Purpose) -> AccessDecision:
+        return self.rule.authorize(actor, action, None, purpose)
+
+
 class Receiver:
     """The authorities' and providers' end of the notifications: up, or down (sending fails and
     the notification stays in the outbox)."""
@@ -114,6 +126,7 @@ class Harness:
             notifier=self.receiver,
             clock=lambda: self.now,
             observe=self._observed,
+            access=ByRole(policy),
         )
 
     # -- driving --------------------------------------------------------------------------------

@@ -206,6 +206,7 @@ ADDED: dict[str, dict[str, Any]] = {
     "start_aftercare": {"approval_id": None},
     "reopen": {"lapsed_consents": []},
     "set_goal": {"goal.revision": 0, "goal.dropped_at": None, "goal.drop_reason": ""},
+    "assign": {"team_id": None},
 }
 
 

@@ -97,7 +97,7 @@ def consent(scope: cm.ConsentScope) -> cm.RecordConsent:
 
 #: From referral to an approved plan (the last one by a supervisor).
 JOURNEY: list[tuple[str, cm.Command]] = [
-    ("kim", cm.AssignCaseworker("kim")),
+    ("kim", cm.AssignCaseworker("kim", team_id="gangnam")),
     ("kim", cm.StartIntake()),
     ("kim", cm.RecordCrisisFactor(cm.CrisisFactor.JOB_LOSS)),
     ("kim", cm.RecordCrisisFactor(cm.CrisisFactor.DEBT)),
@@ -363,7 +363,8 @@ def test_each_centre_has_its_policy(service: Host) -> None:
     results = {}
     for worker, lead in (("kim", "lee"), ("park", "choi")):
         case_id = opened(service, user=worker)
-        for user, command in JOURNEY:
+        centre = STAFF[worker][0]
+        for user, command in [("kim", cm.AssignCaseworker(worker, team_id=centre)), *JOURNEY[1:]]:
             assert service.do(case_id, command, worker if user == "kim" else lead).status_code == 200
         results[worker] = service.do(case_id, cm.Close(cm.ClosureReason.MOVED_AWAY), worker)
     assert results["kim"].status_code == 200, results["kim"].text

@@ -17,8 +17,11 @@ from casemgmt_core.adapters.postgresql import PostgresStore
 from casemgmt_core.adapters.sql import SQLStore
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
-WORKER = cm.Actor("worker-1", "caseworker")
-SUPERVISOR = cm.Actor("lead-1", "supervisor")
+WORKER = cm.Actor("worker-1", "caseworker", frozenset({"team-1"}))
+#: Supervises both teams the case passes through.
+SUPERVISOR = cm.Actor("lead-1", "supervisor", frozenset({"team-1", "team-2"}))
+#: Takes the case over.
+TAKER = cm.Actor("worker-2", "caseworker", frozenset({"team-2"}))
 PROVIDER = cm.Agency("provider-1", "Job centre")
 MH_CENTRE = cm.Agency("mh-centre", "Mental health welfare centre")
 #: Extending a case needs a supervisor's approval here; nothing else does.
@@ -93,7 +96,7 @@ def _lived(m: cm.CaseManager, clock: Clock) -> None:
     """One case through two episodes, using every kind of record the lifecycle keeps."""
     m.open_case(_household(), cm.Referral(cm.ReferralChannel.WALK_IN, T0), actor=WORKER, case_id="C1")
     steps: list[tuple[c.Command, cm.Actor]] = [
-        (c.AssignCaseworker("worker-1"), WORKER),
+        (c.AssignCaseworker("worker-1", team_id="team-1"), WORKER),
         (c.StartIntake(), WORKER),
         (c.RecordCrisisFactor(cm.CrisisFactor.JOB_LOSS), WORKER),
         (c.RecordCrisisFactor(cm.CrisisFactor.DEBT), WORKER),
@@ -123,12 +126,12 @@ def _lived(m: cm.CaseManager, clock: Clock) -> None:
         (c.Approve("A2", "agreed"), SUPERVISOR),
         (c.ExtendCase("the court hearing is in spring"), SUPERVISOR),
         (c.TransferCase("prefers morning visits", caseworker_id="worker-2", team_id="team-2"), WORKER),
-        (c.ReferOut(MH_CENTRE, "long-term support"), WORKER),
-        (c.ReferralDeclined("no capacity until spring"), WORKER),
-        (c.Close(cm.ClosureReason.GOALS_MET), WORKER),
-        (c.StartAftercare("check in after the first term"), WORKER),
+        (c.ReferOut(MH_CENTRE, "long-term support"), TAKER),
+        (c.ReferralDeclined("no capacity until spring"), TAKER),
+        (c.Close(cm.ClosureReason.GOALS_MET), TAKER),
+        (c.StartAftercare("check in after the first term"), TAKER),
         (c.Reopen("lost the job again"), SUPERVISOR),
-        (c.RecordCrisisFactor(cm.CrisisFactor.HOUSING), WORKER),
+        (c.RecordCrisisFactor(cm.CrisisFactor.HOUSING), TAKER),
     ]
     for command, actor in steps:
         m.handle("C1", command, actor=actor)

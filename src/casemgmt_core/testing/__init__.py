@@ -11,11 +11,13 @@ Every store (the bundled ones and any an embedding system writes) passes the sam
 This package imports ``pytest`` (a test dependency): import it from tests only.
 """
 
+from .access import AccessRuleContract
 from .builders import ACTOR, T0, deadline, follow, household, open_commit
 from .contract import CaseStoreContract, StoredRowsContract
 
 __all__ = [
     "ACTOR",
+    "AccessRuleContract",
     "T0",
     "CaseStoreContract",
     "StoredRowsContract",
